@@ -1,0 +1,118 @@
+/**
+ * Event codecs: an aggregate's events are an Effect `Schema` union of tagged structs. A codec turns a domain event
+ * into the `type` + JSON `data` a store keeps, and a recorded event back into the domain type, failing with the facts
+ * (stream, version, position, type, schema version) when a stored event does not decode.
+ */
+import { Effect, Result, Schema, SchemaAST } from "effect"
+import type { EventData, Metadata, RecordedEvent } from "./Envelope.ts"
+import * as EventId from "./EventId.ts"
+
+/** Any domain event: a value with a type tag. */
+export interface Tagged {
+  readonly _tag: string
+}
+
+/** A stored event could not be decoded into its domain type. */
+export class EventDecodeError extends Schema.TaggedError<EventDecodeError>()("EventDecodeError", {
+  stream: Schema.String,
+  version: Schema.Int,
+  position: Schema.BigInt,
+  type: Schema.String,
+  schemaVersion: Schema.Int,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `cannot decode ${this.type} v${this.schemaVersion} at ${this.stream}@${this.version} (position ${this.position}): ${this.reason}`
+  }
+}
+
+/** A domain event does not satisfy its own schema, so it cannot be stored. */
+export class EventEncodeError extends Schema.TaggedError<EventEncodeError>()("EventEncodeError", {
+  type: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `cannot encode ${this.type}: ${this.reason}`
+  }
+}
+
+/** Encodes and decodes one aggregate's events. */
+export interface EventCodec<E extends Tagged> {
+  /** The union schema the codec was made from. */
+  readonly schema: Schema.Codec<E, unknown>
+  /** The type tags the schema knows, for filtering reads. */
+  readonly types: ReadonlyArray<string>
+  /** Encodes a domain event for appending, with the given id and metadata. */
+  readonly encode: (event: E, eventId: string, metadata: Metadata) => Result.Result<EventData, EventEncodeError>
+  /** Decodes a recorded event into its domain type (pure and synchronous, so loads can decode whole pages). */
+  readonly decode: (recorded: RecordedEvent) => Result.Result<E, EventDecodeError>
+}
+
+/** The literal `_tag` values of a tagged struct or a union of them. */
+const tagsOf = (ast: SchemaAST.AST): ReadonlyArray<string> => {
+  if (SchemaAST.isUnion(ast)) return ast.types.flatMap(tagsOf)
+  if (SchemaAST.isObjects(ast)) {
+    const tag = ast.propertySignatures.find((property) => property.name === "_tag")
+    if (tag !== undefined && SchemaAST.isLiteral(tag.type) && typeof tag.type.literal === "string") {
+      return [tag.type.literal]
+    }
+  }
+  return []
+}
+
+/**
+ * Builds the codec of a union of tagged event schemas. Events are stored as their `_tag` (the type) and the rest of
+ * their JSON encoding (the data), at schema version 1.
+ */
+export const make = <E extends Tagged>(schema: Schema.Codec<E, unknown>): EventCodec<E> => {
+  const json = Schema.toCodecJson(schema)
+  const encodeJson = Schema.encodeResult(json)
+  const decodeJson = Schema.decodeUnknownResult(json)
+  const types = [...new Set(tagsOf(SchemaAST.toType(schema.ast)))]
+  return {
+    schema,
+    types,
+    encode: (event, eventId, metadata) =>
+      encodeJson(event).pipe(
+        Result.map((encoded) => {
+          const { _tag: _, ...data } = encoded as Schema.JsonObject
+          return { eventId, type: event._tag, schemaVersion: 1, data, metadata }
+        }),
+        Result.mapError((error) => new EventEncodeError({ type: event._tag, reason: error.message }))
+      ),
+    decode: (recorded) => {
+      const fail = (reason: string) =>
+        new EventDecodeError({
+          stream: recorded.stream,
+          version: recorded.version,
+          position: recorded.position,
+          type: recorded.type,
+          schemaVersion: recorded.schemaVersion,
+          reason
+        })
+      if (!types.includes(recorded.type)) return Result.fail(fail("unknown event type"))
+      if (recorded.schemaVersion !== 1) return Result.fail(fail("unknown schema version (this codec reads 1)"))
+      return decodeJson({ ...(recorded.data as Schema.JsonObject), _tag: recorded.type }).pipe(
+        Result.mapError((error) => fail(error.message))
+      )
+    }
+  }
+}
+
+/** Encodes events for one append, with random ids or, given a command id, ids derived from it. */
+export const encodeAll = <E extends Tagged>(
+  codec: EventCodec<E>,
+  events: ReadonlyArray<E>,
+  options: { readonly stream: string; readonly commandId?: string | undefined; readonly metadata: Metadata }
+): Effect.Effect<ReadonlyArray<EventData>, EventEncodeError> =>
+  Effect.forEach(events, (event, index) =>
+    Effect.fromResult(
+      codec.encode(
+        event,
+        options.commandId === undefined
+          ? EventId.random()
+          : EventId.fromCommand(options.stream, options.commandId, index),
+        options.metadata
+      )
+    )
+  )

@@ -1,0 +1,20 @@
+/**
+ * Event ids: random UUIDs for new events, or ids derived from a command id, so that sending the same command again
+ * produces the same ids and the store treats the second append as a repeat (it writes nothing).
+ */
+import { createHash } from "node:crypto"
+
+/** A new random event id (UUID v4). */
+export const random = (): string => crypto.randomUUID()
+
+// A fixed namespace keeps derived ids apart from UUID v5 ids other software derives from the same names.
+const namespace = Buffer.from("6f1c2a7e4b9d4c1e8a3f5d7b9e0c2a41", "hex")
+
+/** The id of the `index`-th event that command `commandId` produced in `stream` (a UUID v5, stable forever). */
+export const fromCommand = (stream: string, commandId: string, index: number): string => {
+  const hash = createHash("sha1").update(namespace).update(`${stream}\u0000${commandId}\u0000${index}`).digest()
+  hash[6] = (hash[6]! & 0x0f) | 0x50
+  hash[8] = (hash[8]! & 0x3f) | 0x80
+  const hex = hash.subarray(0, 16).toString("hex")
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
