@@ -36,7 +36,7 @@ export const validate = (stream: string): Result.Result<string, InvalidStreamNam
   const dash = stream.indexOf("-")
   if (dash <= 0) return fail("expected <category>-<id> with a non-empty category")
   if (dash === stream.length - 1) return fail("expected <category>-<id> with a non-empty id")
-  if (/\s|\u0000/.test(stream.slice(0, dash))) return fail("the category contains white space or NUL")
+  if (/\s/.test(stream.slice(0, dash))) return fail("the category contains white space")
   if (stream.includes("\u0000")) return fail("contains a NUL character")
   return Result.succeed(stream)
 }
