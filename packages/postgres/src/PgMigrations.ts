@@ -1,0 +1,50 @@
+/**
+ * Chronicle's Postgres schema, shipped as migrations in code. `run` applies the pending ones in id order inside one
+ * transaction under a table lock, so several app instances may call it at once; re-running it is a no-op. Each
+ * package feature adds its tables as a new numbered entry; never edit an entry that has shipped.
+ */
+import { Effect, Layer } from "effect"
+import { Migrator, SqlClient, type SqlError } from "effect/sql"
+
+const statements =
+  (...parts: ReadonlyArray<string>) =>
+  (sql: SqlClient.SqlClient) =>
+    Effect.forEach(parts, (part) => sql.unsafe(part), { discard: true })
+
+/**
+ * The events table. `global_position` is `(writer's transaction id << 20) + ordinal`, so positions increase in the
+ * order in which transactions start writing, and a reader that stops below the oldest running transaction
+ * (`pg_snapshot_xmin`) can never skip an event that commits late (see PgEventStore).
+ */
+const events = statements(
+  `CREATE TABLE chronicle_events (
+     global_position bigint PRIMARY KEY,
+     stream_id text NOT NULL,
+     category text NOT NULL,
+     version integer NOT NULL,
+     event_id uuid NOT NULL,
+     type text NOT NULL,
+     schema_version integer NOT NULL,
+     data jsonb NOT NULL,
+     metadata jsonb NOT NULL,
+     recorded_at timestamptz NOT NULL DEFAULT now(),
+     CONSTRAINT chronicle_events_stream_version UNIQUE (stream_id, version),
+     CONSTRAINT chronicle_events_event_id UNIQUE (event_id)
+   )`,
+  `CREATE INDEX chronicle_events_category ON chronicle_events (category, global_position)`
+)
+
+/** Every migration, by `<id>_<name>`. */
+export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
+  "1_events": Effect.flatMap(SqlClient.SqlClient, events)
+}
+
+/** Applies the pending migrations; returns the ids and names applied now (none when the schema is current). */
+export const run = Migrator.make({})({
+  table: "chronicle_migrations",
+  loader: Migrator.fromRecord(migrations)
+})
+
+/** Applies the pending migrations when the layer is built. */
+export const layer: Layer.Layer<never, Migrator.MigrationError | SqlError.SqlError, SqlClient.SqlClient> =
+  Layer.effectDiscard(run)

@@ -1,0 +1,2 @@
+export * as PgEventStore from "./PgEventStore.ts"
+export * as PgMigrations from "./PgMigrations.ts"

@@ -1,0 +1,33 @@
+/**
+ * A fresh Postgres database per test file: `PgTest.layer` creates a database with a random name on the server the
+ * vitest global setup started (or on `DATABASE_URL`), provides a `PgClient` on it, and drops it when the layer's
+ * scope closes, so test files run in parallel without seeing each other's data.
+ */
+
+import { PgClient } from "@effect/sql-pg"
+import { inject } from "@effect/vitest"
+import { Effect, Layer, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
+import * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
+
+const onServer = <A, E>(url: string, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
+  SqlClient.SqlClient.use(f).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })))
+
+/** The URL of a new, empty database, dropped (with any connections left) when the scope closes. */
+export const database = Effect.gen(function* () {
+  const serverUrl = inject("databaseUrl")
+  const name = `t_${crypto.randomUUID().replaceAll("-", "")}`
+  yield* Effect.acquireRelease(
+    onServer(serverUrl, (sql) => sql`CREATE DATABASE ${sql(name)}`),
+    () => onServer(serverUrl, (sql) => sql`DROP DATABASE ${sql(name)} WITH (FORCE)`).pipe(Effect.orDie)
+  )
+  return EmbeddedPostgres.withDatabase(serverUrl, name)
+}).pipe(Effect.orDie)
+
+/** Provides a `PgClient` (and `SqlClient`) on a fresh database of its own. */
+export const layer = (options: { readonly maxConnections?: number } = {}) =>
+  Layer.unwrap(
+    Effect.map(database, (url) =>
+      PgClient.layer({ url: Redacted.make(url), maxConnections: options.maxConnections ?? 20 })
+    )
+  ).pipe(Layer.orDie)
