@@ -1,0 +1,77 @@
+/**
+ * `pnpm demo`: a cart's life on a real Postgres. Starts an embedded Postgres 18 (or uses `DATABASE_URL`), applies
+ * Chronicle's migrations, handles a few commands — one refused, one re-sent — and prints the cart's event history
+ * with global positions and the state after each event.
+ */
+import { CommandHandler, Decider, EventStore } from "@chronicle/core"
+import { PgEventStore, PgMigrations } from "@chronicle/postgres"
+import { EmbeddedPostgres } from "@chronicle/testing"
+import { NodeRuntime } from "@effect/platform-node"
+import { PgClient } from "@effect/sql-pg"
+import { Console, Effect, Layer, Redacted, Stream } from "effect"
+import { Cart, type Command, type State } from "./Cart.ts"
+
+/** The database URL: `DATABASE_URL`, or a throw-away embedded server that stops when the demo ends. */
+const databaseUrl = Effect.gen(function* () {
+  const given = process.env.DATABASE_URL
+  if (given !== undefined && given !== "") return given
+  yield* Console.log("Starting an embedded Postgres 18 (set DATABASE_URL to use your own)...")
+  const server = yield* Effect.acquireRelease(
+    Effect.promise(() => EmbeddedPostgres.start()),
+    (server) => Effect.promise(() => server.stop())
+  )
+  return server.url
+})
+
+const showState = (state: State) =>
+  `${[...state.items].map(([sku, quantity]) => `${sku}×${quantity}`).join(", ") || "(empty)"}${state.checkedOut ? ", checked out" : ""}`
+
+const send = (id: string, command: Command, commandId?: string) =>
+  CommandHandler.handle(Cart, id, command, commandId === undefined ? {} : { commandId }).pipe(
+    Effect.tap((handled) =>
+      Console.log(`${command._tag.padEnd(10)} ${JSON.stringify(command).padEnd(48)} → ${handled.written} event(s)`)
+    ),
+    Effect.catchTags({
+      CartCheckedOut: (error) => Console.log(`${command._tag.padEnd(10)} refused: ${error._tag}`),
+      CartEmpty: (error) => Console.log(`${command._tag.padEnd(10)} refused: ${error._tag}`),
+      StreamClosed: (error) => Console.log(`${command._tag.padEnd(10)} refused: ${error.message}`)
+    })
+  )
+
+const program = Effect.gen(function* () {
+  const cartId = crypto.randomUUID().slice(0, 8)
+  yield* Console.log(`\nCommands for cart-${cartId}:`)
+  yield* send(cartId, { _tag: "CheckOut" })
+  yield* send(cartId, { _tag: "AddItem", sku: "apple", quantity: 3 }, "add-apples")
+  yield* send(cartId, { _tag: "AddItem", sku: "apple", quantity: 3 }, "add-apples") // re-sent: writes nothing
+  yield* send(cartId, { _tag: "AddItem", sku: "pear", quantity: 1 })
+  yield* send(cartId, { _tag: "RemoveItem", sku: "apple", quantity: 1 })
+  yield* send(cartId, { _tag: "RemoveItem", sku: "plum", quantity: 1 }) // not in the cart: writes nothing
+  yield* send(cartId, { _tag: "CheckOut" })
+  yield* send(cartId, { _tag: "AddItem", sku: "kiwi", quantity: 1 }) // after checkout: refused
+
+  yield* Console.log(`\nHistory of cart-${cartId} (position, version, event → state):`)
+  const store = yield* EventStore.EventStore
+  let state = Cart.decider.initialState
+  yield* store.readStream(`cart-${cartId}`).pipe(
+    Stream.mapEffect((recorded) =>
+      Effect.map(Effect.fromResult(Cart.events.decode(recorded)), (event) => ({ recorded, event }))
+    ),
+    Stream.runForEach(({ recorded, event }) => {
+      state = Decider.fold(Cart.decider, [event], state)
+      const { _tag, ...fields } = event
+      return Console.log(
+        `  #${String(recorded.position).padEnd(14)} v${recorded.version}  ${_tag.padEnd(11)} ${JSON.stringify(fields).padEnd(30)} → ${showState(state)}`
+      )
+    })
+  )
+})
+
+const StoreLive = PgEventStore.layer().pipe(
+  Layer.provideMerge(PgMigrations.layer),
+  Layer.provideMerge(
+    Layer.unwrap(Effect.map(databaseUrl, (url) => PgClient.layer({ url: Redacted.make(url), maxConnections: 4 })))
+  )
+)
+
+program.pipe(Effect.provide(StoreLive), NodeRuntime.runMain)
