@@ -1,0 +1,364 @@
+/**
+ * The event store's figures, each beside its raw Postgres limit on the same server: appends (one event to new
+ * streams at concurrency 1, 8 and 32; an exact expected version on existing streams; ten events per call) beside a
+ * prepared autocommit INSERT into a plain table; loading a 10,000-event aggregate beside one SELECT of its rows;
+ * reading the whole global log beside a keyset SELECT; and the cost of a NOTIFY inside the writing transaction,
+ * which is why Chronicle's append does not send one.
+ */
+import { Aggregate, CommandHandler, Decider, type Envelope, EventStore, ExpectedVersion } from "@chronicle/core"
+import { PgEventStore, PgMigrations } from "@chronicle/postgres"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Queue, Result, Schema, Stream } from "effect"
+import * as Bench from "./Bench.ts"
+
+/** Sizes of a full run and of a quick one. */
+const sizes = (quick: boolean) =>
+  quick
+    ? { reps: 2, seconds: 0.3, loadEvents: 2_000, loadReps: 3, readAllEvents: 10_000 }
+    : { reps: 5, seconds: 1.5, loadEvents: 10_000, loadReps: 7, readAllEvents: 100_000 }
+
+/** The raw side's table: the columns of an event, a bigint key, and no other index or constraint. */
+const createRawTable = `CREATE TABLE raw_events (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  stream_id text NOT NULL, version int NOT NULL, event_id uuid NOT NULL, type text NOT NULL,
+  data jsonb NOT NULL, metadata jsonb NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now())`
+
+const rawColumns = "stream_id, version, event_id, type, data, metadata"
+const rawInsert = (rows: number) =>
+  `INSERT INTO raw_events (${rawColumns}) VALUES ${Array.from(
+    { length: rows },
+    (_, r) =>
+      `($${r * 6 + 1}, $${r * 6 + 2}, $${r * 6 + 3}::uuid, $${r * 6 + 4}, $${r * 6 + 5}::jsonb, $${r * 6 + 6}::jsonb)`
+  ).join(", ")}`
+
+/** The columns Chronicle's reads select, so the raw reads move the same bytes. */
+const eventColumns =
+  "global_position, stream_id, version, event_id::text, type, schema_version, data, metadata, recorded_at"
+
+const data = { sku: "apple", quantity: 1 }
+const metadata = { correlationId: "bench" }
+const dataJson = JSON.stringify(data)
+const metadataJson = JSON.stringify(metadata)
+
+const events = (count: number): ReadonlyArray<Envelope.EventData> =>
+  Array.from({ length: count }, () => ({
+    eventId: crypto.randomUUID(),
+    type: "ItemAdded",
+    schemaVersion: 1,
+    data,
+    metadata
+  }))
+
+const rawParams = (stream: string, count: number) =>
+  Array.from({ length: count }, (_, i) => [
+    stream,
+    i + 1,
+    crypto.randomUUID(),
+    "ItemAdded",
+    dataJson,
+    metadataJson
+  ]).flat()
+
+let streams = 0
+/** A stream name no one has used in this run. */
+const newStream = (category: string) => `${category}-${++streams}`
+
+/** Chronicle's schema, the raw table and a store on a `PgClient` (the same client serves both sides). */
+const setup = Effect.gen(function* () {
+  const sql = yield* PgClient.PgClient
+  yield* PgMigrations.run
+  yield* sql.unsafe(createRawTable)
+  const { store } = yield* PgEventStore.make()
+  return { sql, store }
+})
+
+const appends: Bench.Section = {
+  name: "eventstore.append",
+  title: "Appends: EventStore.append beside a prepared autocommit INSERT into a plain table",
+  run: ({ databaseUrl, quick }) =>
+    Effect.gen(function* () {
+      const { reps, seconds } = sizes(quick)
+      const { sql, store } = yield* setup
+      const insertOne = rawInsert(1)
+      const insertTen = rawInsert(10)
+      const appendNew = (count: number) =>
+        Effect.as(store.append(newStream("bench"), events(count), ExpectedVersion.noStream), count)
+      const rawOne = Effect.suspend(() => Effect.as(sql.unsafe(insertOne, rawParams(newStream("raw"), 1)), 1))
+      const rawTen = Effect.suspend(() => Effect.as(sql.unsafe(insertTen, rawParams(newStream("raw"), 10)), 10))
+      // Warm-up: opens the pool's connections and prepares the statements on them.
+      yield* Bench.throughput(32, seconds / 2, () => appendNew(1))
+      yield* Bench.throughput(32, seconds / 2, () => rawOne)
+
+      const rows: Array<Bench.Row> = []
+      for (const concurrency of [1, 8, 32]) {
+        const result = yield* Bench.interleave({
+          label: `1 event, concurrency ${concurrency}`,
+          measure: Bench.eventsPerSecond,
+          reps,
+          ours: Bench.throughput(concurrency, seconds, () => appendNew(1)),
+          raw: Bench.throughput(concurrency, seconds, () => rawOne)
+        })
+        rows.push(
+          Bench.row({
+            figure: `append 1 event to a new stream (no stream), concurrency ${concurrency}`,
+            measure: Bench.eventsPerSecond,
+            ...result,
+            baseline: `INSERT 1 row, concurrency ${concurrency}`,
+            ...(concurrency === 8 ? { target: 0.8 } : {})
+          })
+        )
+      }
+
+      // 100 existing streams, split among 8 workers so that none of them conflicts with another.
+      const existing = Array.from({ length: 100 }, () => ({ stream: newStream("bench"), version: 0 }))
+      for (const entry of existing) {
+        entry.version = (yield* store.append(entry.stream, events(1), ExpectedVersion.noStream)).version
+      }
+      const owned = Array.from({ length: 8 }, (_, worker) => existing.filter((_, i) => i % 8 === worker))
+      let turn = 0
+      const appendExact = (worker: number) =>
+        Effect.suspend(() => {
+          const mine = owned[worker]!
+          const entry = mine[turn++ % mine.length]!
+          return Effect.map(store.append(entry.stream, events(1), ExpectedVersion.exact(entry.version)), (result) => {
+            entry.version = result.version
+            return 1
+          })
+        })
+      const exact = yield* Bench.interleave({
+        label: "exact version, concurrency 8",
+        measure: Bench.eventsPerSecond,
+        reps,
+        ours: Bench.throughput(8, seconds, appendExact),
+        raw: Bench.throughput(8, seconds, () => rawOne)
+      })
+      rows.push(
+        Bench.row({
+          figure: "append 1 event with an exact expected version to 100 streams, concurrency 8",
+          measure: Bench.eventsPerSecond,
+          ...exact,
+          baseline: "INSERT 1 row, concurrency 8"
+        })
+      )
+
+      const batch = yield* Bench.interleave({
+        label: "10 events per call, concurrency 8",
+        measure: Bench.eventsPerSecond,
+        reps,
+        ours: Bench.throughput(8, seconds, () => appendNew(10)),
+        raw: Bench.throughput(8, seconds, () => rawTen)
+      })
+      rows.push(
+        Bench.row({
+          figure: "append 10 events per call to a new stream, concurrency 8",
+          measure: Bench.eventsPerSecond,
+          ...batch,
+          baseline: "INSERT 10 rows per statement, concurrency 8"
+        })
+      )
+      return rows
+    }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
+}
+
+/** A counter: the smallest aggregate, so that loading measures the store and not the domain. */
+const Incremented = Schema.TaggedStruct("Incremented", { by: Schema.Int })
+const Increment = Schema.TaggedStruct("Increment", { by: Schema.Int })
+const Counter = Aggregate.make({
+  category: "counter",
+  commands: Increment,
+  events: Incremented,
+  decider: Decider.make({
+    initialState: 0,
+    decide: (command: typeof Increment.Type, _: number) => Result.succeed([Incremented.make({ by: command.by })]),
+    evolve: (total: number, event: typeof Incremented.Type) => total + event.by
+  })
+})
+
+const load: Bench.Section = {
+  name: "eventstore.load",
+  title: "Load: CommandHandler.load of a long stream beside one SELECT of its rows",
+  run: ({ databaseUrl, quick }) =>
+    Effect.gen(function* () {
+      const { loadEvents, loadReps } = sizes(quick)
+      const { sql, store } = yield* setup
+      const id = crypto.randomUUID()
+      const stream = `counter-${id}`
+      for (let version = 0; version < loadEvents; version += 100) {
+        const batch = Array.from({ length: 100 }, () => ({
+          eventId: crypto.randomUUID(),
+          type: "Incremented",
+          schemaVersion: 1,
+          data: { by: 1 },
+          metadata
+        }))
+        yield* store.append(stream, batch, ExpectedVersion.exact(version))
+      }
+      const ours = CommandHandler.load(Counter, id).pipe(
+        Effect.provideService(EventStore.EventStore, store),
+        Effect.flatMap((loaded) =>
+          loaded.state === loadEvents ? Effect.void : Effect.die(new Error(`loaded ${loaded.state} of ${loadEvents}`))
+        )
+      )
+      const raw = sql.unsafe(`SELECT ${eventColumns} FROM chronicle_events WHERE stream_id = $1 ORDER BY version`, [
+        stream
+      ])
+      yield* ours
+      yield* raw
+      const result = yield* Bench.interleave({
+        label: `load ${loadEvents}`,
+        measure: Bench.milliseconds,
+        reps: loadReps,
+        ours: Bench.elapsed(ours),
+        raw: Bench.elapsed(raw)
+      })
+      return [
+        Bench.row({
+          figure: `load a ${loadEvents.toLocaleString("en-US")}-event aggregate (no snapshot)`,
+          measure: Bench.milliseconds,
+          ...result,
+          baseline: "SELECT the stream's rows ORDER BY version",
+          target: 1 / 1.5
+        })
+      ]
+    }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
+}
+
+const readAll: Bench.Section = {
+  name: "eventstore.readall",
+  title: "Read all: EventStore.readAll of the global log beside a keyset SELECT of the same rows",
+  run: ({ databaseUrl, quick }) =>
+    Effect.gen(function* () {
+      const { reps, readAllEvents } = sizes(quick)
+      const pageSize = EventStore.defaultPageSize
+      const { sql, store } = yield* setup
+      const written = new Set<string>()
+      yield* Effect.forEach(
+        Array.from({ length: readAllEvents / 10 }, (_, k) => k),
+        () => {
+          const batch = events(10)
+          for (const event of batch) written.add(event.eventId)
+          return store.append(newStream("readall"), batch, ExpectedVersion.noStream)
+        },
+        { concurrency: 8, discard: true }
+      )
+
+      // Exactness, checked apart from the timed reads: every event once, positions strictly increasing.
+      const seen = new Set<string>()
+      let last = 0n
+      let problems = 0
+      yield* Stream.runForEachArray(store.readAll({ pageSize }), (page) =>
+        Effect.sync(() => {
+          for (const event of page) {
+            if (event.position <= last || !written.has(event.eventId) || seen.has(event.eventId)) problems++
+            seen.add(event.eventId)
+            last = event.position
+          }
+        })
+      )
+      const exact = problems === 0 && seen.size === written.size
+      const note = `${exact ? "exact" : "NOT EXACT"}: read ${seen.size.toLocaleString("en-US")} of ${written.size.toLocaleString("en-US")} events written by 8 concurrent appenders, ${problems} out of order, repeated or unknown`
+      yield* Effect.log(note)
+
+      const ours = Stream.runForEachArray(store.readAll({ pageSize }), () => Effect.void)
+      const raw = Effect.gen(function* () {
+        let after = 0n
+        for (;;) {
+          const page = yield* sql.unsafe<{ global_position: bigint }>(
+            `SELECT ${eventColumns} FROM chronicle_events WHERE global_position > $1 ORDER BY global_position LIMIT $2`,
+            [after, pageSize]
+          )
+          if (page.length < pageSize) return
+          after = page.at(-1)!.global_position
+        }
+      })
+      const rate = (effect: Effect.Effect<void, unknown>) =>
+        Effect.map(Bench.elapsed(effect), (ms) => (readAllEvents * 1000) / ms)
+      const result = yield* Bench.interleave({
+        label: `read all ${readAllEvents}`,
+        measure: Bench.eventsPerSecond,
+        reps,
+        ours: rate(ours),
+        raw: rate(raw)
+      })
+      return [
+        Bench.row({
+          figure: `read all ${readAllEvents.toLocaleString("en-US")} events in global order`,
+          measure: Bench.eventsPerSecond,
+          ...result,
+          baseline: `keyset SELECT, pages of ${pageSize}`,
+          target: 0.5,
+          note
+        })
+      ]
+    }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
+}
+
+const notify: Bench.Section = {
+  name: "eventstore.notify",
+  title: "NOTIFY in the writing transaction: raw INSERT with and without pg_notify, concurrency 8",
+  run: ({ databaseUrl, quick }) =>
+    Effect.gen(function* () {
+      const { reps, seconds } = sizes(quick)
+      const sql = yield* PgClient.PgClient
+      yield* sql.unsafe(createRawTable)
+      // A listener, as a subscribing app would have: NOTIFY's cost includes delivering to it.
+      const notifications = yield* sql.listen("bench_events")
+      yield* Effect.forkScoped(Effect.forever(Queue.take(notifications)))
+      const insertOne = rawInsert(1)
+      const insert = Effect.suspend(() => Effect.as(sql.unsafe(insertOne, rawParams(newStream("raw"), 1)), 1))
+      const insertNotify = Effect.suspend(() =>
+        Effect.as(
+          sql.unsafe(
+            `WITH inserted AS (${insertOne} RETURNING stream_id) SELECT pg_notify('bench_events', stream_id) FROM inserted`,
+            rawParams(newStream("raw"), 1)
+          ),
+          1
+        )
+      )
+      const transaction = Effect.suspend(() =>
+        Effect.as(
+          sql.withTransaction(
+            Effect.andThen(
+              sql.unsafe(insertOne, rawParams(newStream("raw"), 1)),
+              sql.unsafe("SELECT pg_notify('bench_events', $1)", ["raw"])
+            )
+          ),
+          1
+        )
+      )
+      yield* Bench.throughput(8, seconds / 2, () => insertNotify)
+      yield* Bench.throughput(8, seconds / 2, () => transaction)
+
+      const oneStatement = yield* Bench.interleave({
+        label: "INSERT + pg_notify in one statement",
+        measure: Bench.eventsPerSecond,
+        reps,
+        ours: Bench.throughput(8, seconds, () => insertNotify),
+        raw: Bench.throughput(8, seconds, () => insert)
+      })
+      const twoStatements = yield* Bench.interleave({
+        label: "BEGIN; INSERT; pg_notify; COMMIT",
+        measure: Bench.eventsPerSecond,
+        reps,
+        ours: Bench.throughput(8, seconds, () => transaction),
+        raw: Bench.throughput(8, seconds, () => insert)
+      })
+      return [
+        Bench.row({
+          figure: "(raw variant) INSERT + pg_notify in one statement, concurrency 8",
+          measure: Bench.eventsPerSecond,
+          ...oneStatement,
+          baseline: "INSERT 1 row, concurrency 8"
+        }),
+        Bench.row({
+          figure: "(raw variant) BEGIN; INSERT; SELECT pg_notify; COMMIT, concurrency 8",
+          measure: Bench.eventsPerSecond,
+          ...twoStatements,
+          baseline: "INSERT 1 row, concurrency 8"
+        })
+      ]
+    }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
+}
+
+/** The event store's sections, in the order they run. */
+export const sections: ReadonlyArray<Bench.Section> = [appends, load, readAll, notify]
