@@ -1,28 +1,200 @@
 import { EventId, EventStore, ExpectedVersion } from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
-import { PgTest } from "@chronicle/testing"
-import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Stream } from "effect"
+import { EmbeddedPostgres, PgTest } from "@chronicle/testing"
+import { PgClient } from "@effect/sql-pg"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Layer, Option, Redacted, Stream } from "effect"
+import { SqlClient } from "effect/sql"
 
 const StoreLive = PgEventStore.layer().pipe(Layer.provideMerge(PgMigrations.layer), Layer.provideMerge(PgTest.layer()))
 
-const event = (type: string) => ({ eventId: EventId.random(), type, schemaVersion: 1, data: { n: 1 }, metadata: {} })
+const event = (type = "Happened", data: unknown = { n: 1 }) => ({
+  eventId: EventId.random(),
+  type,
+  schemaVersion: 1,
+  data: data as never,
+  metadata: {}
+})
+const streamOf = (category = "pg") => `${category}-${crypto.randomUUID()}`
 
 layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
-  it.effect("appends and reads", () =>
+  it.effect("bad input fails with a typed error and writes nothing", () =>
     Effect.gen(function* () {
       const store = yield* EventStore.EventStore
-      const a = yield* store.append("cart-1", [event("A"), event("B")], ExpectedVersion.noStream)
-      const b = yield* store.append("cart-1", [event("C")], ExpectedVersion.exact(2))
-      const conflict = yield* store.append("cart-1", [event("D")], ExpectedVersion.exact(2)).pipe(Effect.flip)
-      const all = yield* Stream.runCollect(store.readAll())
-      console.log(
-        a,
-        b,
-        conflict,
-        all.map((e) => [e.position, e.stream, e.version, e.type])
-      )
-      assert.strictEqual(all.length, 3)
+      const stream = streamOf()
+      const head = yield* store.head
+      const invalidName = yield* store.append("nodash", [event()], ExpectedVersion.any).pipe(Effect.flip)
+      assert.strictEqual(invalidName._tag, "InvalidStreamName")
+      const empty = yield* store.append(stream, [], ExpectedVersion.any).pipe(Effect.flip)
+      assert.strictEqual(empty._tag, "InvalidAppend")
+      const big = "x".repeat(EventStore.maxEventBytes + 1)
+      const oversize = yield* store
+        .append(stream, [event(), event("Big", { big })], ExpectedVersion.any)
+        .pipe(Effect.flip)
+      assert.strictEqual(oversize._tag, "InvalidAppend")
+      assert.include(oversize.message, "event 1 (Big)")
+      assert.strictEqual(yield* store.streamVersion(stream), 0)
+      assert.strictEqual(yield* store.head, head)
     })
+  )
+
+  it.effect("an event id stored in another stream is refused, a repeat in the same stream is a no-op", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore.EventStore
+      const [a, b] = [streamOf(), streamOf()]
+      const first = event()
+      const written = yield* store.append(a, [first, event()], ExpectedVersion.noStream)
+      const repeat = yield* store.append(a, [first], ExpectedVersion.noStream)
+      assert.deepStrictEqual(repeat, { stream: a, version: 1, position: repeat.position, written: 0 })
+      assert.isTrue(repeat.position < written.position)
+      const stolen = yield* store.append(b, [first], ExpectedVersion.any).pipe(Effect.flip)
+      assert.strictEqual(stolen._tag, "InvalidAppend")
+      assert.include(stolen.message, a)
+      assert.strictEqual(yield* store.streamVersion(b), 0)
+    })
+  )
+
+  it.effect("concurrent Any appends to one stream all succeed with contiguous versions", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore.EventStore
+      const stream = streamOf()
+      yield* Effect.forEach(
+        Array.from({ length: 40 }, () => event()),
+        (e) => store.append(stream, [e], ExpectedVersion.any),
+        { concurrency: 16, discard: true }
+      )
+      const versions = (yield* Stream.runCollect(store.readStream(stream))).map((e) => e.version)
+      assert.deepStrictEqual(
+        versions,
+        Array.from({ length: 40 }, (_, i) => i + 1)
+      )
+    })
+  )
+
+  it.effect("appends inside a transaction commit or roll back with it, and keep distinct ordered positions", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore.EventStore
+      const sql = yield* SqlClient.SqlClient
+      const [kept, dropped] = [streamOf(), streamOf()]
+      const positions = yield* sql.withTransaction(
+        Effect.gen(function* () {
+          const one = yield* store.append(kept, [event(), event()], ExpectedVersion.noStream)
+          const two = yield* store.append(kept, [event()], ExpectedVersion.exact(2))
+          return [one.position, two.position]
+        })
+      )
+      assert.isTrue(positions[1]! > positions[0]!)
+      yield* sql
+        .withTransaction(
+          Effect.andThen(store.append(dropped, [event()], ExpectedVersion.noStream), Effect.fail("abort"))
+        )
+        .pipe(Effect.flip)
+      assert.strictEqual(yield* store.streamVersion(kept), 3)
+      assert.strictEqual(yield* store.streamVersion(dropped), 0)
+    })
+  )
+
+  it.effect("a transaction left open holds readers back without making them skip, and the horizon names it", () =>
+    Effect.gen(function* () {
+      const { horizon } = yield* PgEventStore.make()
+      const store = yield* EventStore.EventStore
+      const sql = yield* SqlClient.SqlClient
+      const category = `hz${crypto.randomUUID().slice(0, 8)}`
+      const opened = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const holder = yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            yield* store.append(streamOf(category), [event("Early")], ExpectedVersion.noStream)
+            yield* Deferred.succeed(opened, undefined)
+            yield* Deferred.await(release)
+          })
+        )
+        .pipe(Effect.forkChild)
+      yield* Deferred.await(opened)
+      yield* store.append(streamOf(category), [event("Late")], ExpectedVersion.noStream)
+      const whileOpen = yield* Stream.runCollect(store.readAll({ categories: [category] }))
+      const report = yield* horizon
+      assert.deepStrictEqual(whileOpen, [])
+      assert.isTrue(Option.isSome(report.holder))
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      const afterCommit = yield* Stream.runCollect(store.readAll({ categories: [category] }))
+      assert.deepStrictEqual(
+        afterCommit.map((e) => e.type),
+        ["Early", "Late"]
+      )
+    })
+  )
+})
+
+describe("PgEventStore when the database restarts", () => {
+  it.live(
+    "appends fail with EventStoreError while it is down, nothing is half-written, and a subscription carries on",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* Effect.acquireRelease(
+          Effect.promise(() => EmbeddedPostgres.start()),
+          (s) => Effect.promise(() => s.stop())
+        )
+        const client = PgClient.layer({
+          url: Redacted.make(server.url),
+          maxConnections: 8,
+          connectTimeout: "2 seconds"
+        })
+        yield* Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          const category = "restart"
+          const seen = yield* store.subscribe({ categories: [category] }).pipe(
+            Stream.takeUntil((e) => e.stream === `${category}-101` && e.version === 5),
+            Stream.runCollect,
+            Effect.timeout("60 seconds"),
+            Effect.forkChild
+          )
+          const batch = (n: number) => Array.from({ length: 5 }, (_, k) => event("Batch", { n, k }))
+          for (let n = 0; n < 2; n++) yield* store.append(`${category}-${n}`, batch(n), ExpectedVersion.noStream)
+
+          // Appends racing the shutdown: each one is all-or-nothing, whatever the outcome the client saw.
+          const racing = yield* Effect.forEach(
+            Array.from({ length: 30 }, (_, n) => n + 2),
+            (n) => Effect.result(store.append(`${category}-${n}`, batch(n), ExpectedVersion.noStream)),
+            { concurrency: 4 }
+          ).pipe(Effect.forkChild)
+          let down: EventStore.EventStoreError | undefined
+          yield* Effect.promise(() =>
+            server.restart({
+              downFor: async () => {
+                down = await Effect.runPromise(
+                  store.append(`${category}-down`, batch(-1), ExpectedVersion.noStream).pipe(Effect.flip) as never
+                )
+              }
+            })
+          )
+          yield* Fiber.join(racing)
+          assert.strictEqual(down?._tag, "EventStoreError")
+          assert.strictEqual(down?.stream, `${category}-down`)
+
+          const all = yield* Stream.runCollect(store.readAll({ categories: [category] }))
+          const perStream = new Map<string, number>()
+          for (const e of all) perStream.set(e.stream, (perStream.get(e.stream) ?? 0) + 1)
+          for (const [stream, count] of perStream) assert.strictEqual(count, 5, `${stream} holds a whole batch`)
+
+          for (let n = 100; n < 102; n++) yield* store.append(`${category}-${n}`, batch(n), ExpectedVersion.noStream)
+          const received = yield* Fiber.join(seen)
+          const log = yield* Stream.runCollect(store.readAll({ categories: [category] }))
+          assert.deepStrictEqual(
+            received.map((e) => e.eventId),
+            log.map((e) => e.eventId)
+          )
+        }).pipe(
+          Effect.provide(
+            PgEventStore.layer({ pollInterval: "200 millis" }).pipe(
+              Layer.provideMerge(PgMigrations.layer),
+              Layer.provideMerge(client)
+            )
+          )
+        )
+      }),
+    120_000
   )
 })

@@ -3,7 +3,7 @@
  * installed. `start` initialises a throw-away data directory on a free port and returns the server's URL and a
  * function that stops it and deletes the data. `DATABASE_URL` wins over all of this where a caller checks it.
  */
-import { mkdtemp } from "node:fs/promises"
+import { mkdtemp, rm } from "node:fs/promises"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -15,6 +15,8 @@ export interface Server {
   readonly url: string
   /** Stops the server and deletes its data directory. */
   readonly stop: () => Promise<void>
+  /** Stops the server abruptly (connections are cut) and starts it again on the same port and data. */
+  readonly restart: (options?: { readonly downFor?: () => Promise<void> }) => Promise<void>
 }
 
 const freePort = () =>
@@ -33,12 +35,13 @@ const freePort = () =>
  */
 export const start = async (settings: Readonly<Record<string, string>> = {}): Promise<Server> => {
   const port = await freePort()
+  const databaseDir = await mkdtemp(join(tmpdir(), "chronicle-pg-"))
   const pg = new EmbeddedPostgres({
-    databaseDir: await mkdtemp(join(tmpdir(), "chronicle-pg-")),
+    databaseDir,
     port,
     user: "postgres",
     password: "postgres",
-    persistent: false,
+    persistent: true,
     createPostgresUser: process.getuid?.() === 0,
     postgresFlags: Object.entries({ max_connections: "200", ...settings }).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
     onLog: () => {},
@@ -46,7 +49,18 @@ export const start = async (settings: Readonly<Record<string, string>> = {}): Pr
   })
   await pg.initialise()
   await pg.start()
-  return { url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`, stop: () => pg.stop() }
+  return {
+    url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    stop: async () => {
+      await pg.stop()
+      await rm(databaseDir, { recursive: true, force: true })
+    },
+    restart: async (options = {}) => {
+      await pg.stop()
+      await options.downFor?.()
+      await pg.start()
+    }
+  }
 }
 
 /** The URL of a database with `name` on the server at `url`. */
