@@ -94,7 +94,7 @@ export type HandleError<Err> = Err | StreamClosed | LoadError | AppendError | Ev
 export const handle = <C, E extends EventCodec.Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   id: string,
-  command: C,
+  command: NoInfer<C>,
   options: HandleOptions = {}
 ): Effect.Effect<Handled<E, S>, HandleError<Err>, EventStore> => {
   const { decider } = aggregate
