@@ -34,9 +34,33 @@ const events = statements(
   `CREATE INDEX chronicle_events_category ON chronicle_events (category, global_position)`
 )
 
+/**
+ * Projections: one checkpoint row per projection (see PgCheckpointStore) and the events parked by projections whose
+ * failure policy is to park and go on (see PgDeadLetters).
+ */
+const projections = statements(
+  `CREATE TABLE chronicle_checkpoints (
+     projection text PRIMARY KEY,
+     position bigint NOT NULL,
+     updated_at timestamptz NOT NULL DEFAULT now()
+   )`,
+  `CREATE TABLE chronicle_dead_letters (
+     projection text NOT NULL,
+     global_position bigint NOT NULL,
+     event_id uuid NOT NULL,
+     stream_id text NOT NULL,
+     version integer NOT NULL,
+     type text NOT NULL,
+     error text NOT NULL,
+     parked_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (projection, global_position)
+   )`
+)
+
 /** Every migration, by `<id>_<name>`. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
-  "1_events": Effect.flatMap(SqlClient.SqlClient, events)
+  "1_events": Effect.flatMap(SqlClient.SqlClient, events),
+  "4_projections": Effect.flatMap(SqlClient.SqlClient, projections)
 }
 
 /** Applies the pending migrations; returns the ids and names applied now (none when the schema is current). */
