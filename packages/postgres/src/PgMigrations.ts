@@ -57,10 +57,21 @@ const projections = statements(
    )`
 )
 
+/** The inbox: which events each consumer has handled (see PgInbox); the primary key rejects a second record. */
+const inbox = statements(
+  `CREATE TABLE chronicle_inbox (
+     consumer text NOT NULL,
+     event_id uuid NOT NULL,
+     handled_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (consumer, event_id)
+   )`
+)
+
 /** Every migration, by `<id>_<name>`. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "1_events": Effect.flatMap(SqlClient.SqlClient, events),
-  "4_projections": Effect.flatMap(SqlClient.SqlClient, projections)
+  "4_projections": Effect.flatMap(SqlClient.SqlClient, projections),
+  "5_inbox": Effect.flatMap(SqlClient.SqlClient, inbox)
 }
 
 /** Applies the pending migrations; returns the ids and names applied now (none when the schema is current). */

@@ -1,4 +1,5 @@
 export * as PgCheckpointStore from "./PgCheckpointStore.ts"
 export * as PgEventStore from "./PgEventStore.ts"
+export * as PgInbox from "./PgInbox.ts"
 export * as PgLease from "./PgLease.ts"
 export * as PgMigrations from "./PgMigrations.ts"

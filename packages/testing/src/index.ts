@@ -1,2 +1,3 @@
 export * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
+export * as NatsServer from "./NatsServer.ts"
 export * as PgTest from "./PgTest.ts"

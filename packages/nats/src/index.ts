@@ -1,0 +1,2 @@
+export * as NatsMessage from "./NatsMessage.ts"
+export * as NatsPublisher from "./NatsPublisher.ts"
