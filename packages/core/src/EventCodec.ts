@@ -3,9 +3,10 @@
  * into the `type` + JSON `data` a store keeps, and a recorded event back into the domain type, failing with the facts
  * (stream, version, position, type, schema version) when a stored event does not decode.
  */
-import { Effect, Result, Schema, SchemaAST } from "effect"
+import { Effect, Result, Schema } from "effect"
 import type { EventData, Metadata, RecordedEvent } from "./Envelope.ts"
 import * as EventId from "./EventId.ts"
+import * as EventVersions from "./EventVersions.ts"
 
 /** Any domain event: a value with a type tag. */
 export interface Tagged {
@@ -48,27 +49,17 @@ export interface EventCodec<E extends Tagged> {
   readonly decode: (recorded: RecordedEvent) => Result.Result<E, EventDecodeError>
 }
 
-/** The literal `_tag` values of a tagged struct or a union of them. */
-const tagsOf = (ast: SchemaAST.AST): ReadonlyArray<string> => {
-  if (SchemaAST.isUnion(ast)) return ast.types.flatMap(tagsOf)
-  if (SchemaAST.isObjects(ast)) {
-    const tag = ast.propertySignatures.find((property) => property.name === "_tag")
-    if (tag !== undefined && SchemaAST.isLiteral(tag.type) && typeof tag.type.literal === "string") {
-      return [tag.type.literal]
-    }
-  }
-  return []
-}
-
 /**
  * Builds the codec of a union of tagged event schemas. Events are stored as their `_tag` (the type) and the rest of
- * their JSON encoding (the data), at schema version 1.
+ * their JSON encoding (the data), at their type's current schema version: 1, unless the member schema carries an
+ * `EventVersions` history, whose older versions the codec then also reads.
  */
 export const make = <E extends Tagged>(schema: Schema.Codec<E, unknown>): EventCodec<E> => {
   const json = Schema.toCodecJson(schema)
   const encodeJson = Schema.encodeResult(json)
   const decodeJson = Schema.decodeUnknownResult(json)
-  const types = [...new Set(tagsOf(SchemaAST.toType(schema.ast)))]
+  const registry = EventVersions.registry([schema])
+  const types = [...registry.keys()]
   return {
     schema,
     types,
@@ -76,7 +67,7 @@ export const make = <E extends Tagged>(schema: Schema.Codec<E, unknown>): EventC
       encodeJson(event).pipe(
         Result.map((encoded) => {
           const { _tag: _, ...data } = encoded as Schema.JsonObject
-          return { eventId, type: event._tag, schemaVersion: 1, data, metadata }
+          return { eventId, type: event._tag, schemaVersion: registry.get(event._tag)?.version ?? 1, data, metadata }
         }),
         Result.mapError((error) => new EventEncodeError({ type: event._tag, reason: error.message }))
       ),
@@ -90,8 +81,14 @@ export const make = <E extends Tagged>(schema: Schema.Codec<E, unknown>): EventC
           schemaVersion: recorded.schemaVersion,
           reason
         })
-      if (!types.includes(recorded.type)) return Result.fail(fail("unknown event type"))
-      if (recorded.schemaVersion !== 1) return Result.fail(fail("unknown schema version (this codec reads 1)"))
+      const entry = registry.get(recorded.type)
+      if (entry === undefined) return Result.fail(fail("unknown event type"))
+      if (recorded.schemaVersion !== entry.version) {
+        return entry.decode(recorded.schemaVersion, recorded.data).pipe(
+          Result.map((event) => event as E),
+          Result.mapError(fail)
+        )
+      }
       return decodeJson({ ...(recorded.data as Schema.JsonObject), _tag: recorded.type }).pipe(
         Result.mapError((error) => fail(error.message))
       )
