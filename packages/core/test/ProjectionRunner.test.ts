@@ -1,0 +1,174 @@
+import {
+  CheckpointStore,
+  DeadLetters,
+  EventCodec,
+  EventId,
+  EventStore,
+  ExpectedVersion,
+  Lease,
+  Projection,
+  ProjectionRunner
+} from "@chronicle/core"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Metric, Ref, Schema, Stream } from "effect"
+
+const Live = Layer.mergeAll(
+  EventStore.layerMemory,
+  CheckpointStore.layerMemory,
+  DeadLetters.layerMemory,
+  Lease.layerMemory
+)
+
+const event = (type: string, n: number | string) => ({
+  eventId: EventId.random(),
+  type,
+  schemaVersion: 1,
+  data: { n },
+  metadata: {}
+})
+
+const appendMany = (stream: string, events: ReadonlyArray<ReturnType<typeof event>>) =>
+  EventStore.EventStore.use((store) => store.append(stream, events, ExpectedVersion.any))
+
+/**
+ * A fold of the `n` of `Added` events of category `counter`, by position (so a batch applied twice, as at-least-once
+ * delivery allows, counts once); `poison` makes the handler fail on that n.
+ */
+const summing = (
+  applied: Ref.Ref<ReadonlyMap<bigint, number>>,
+  options: { poison?: number; onFailure?: Projection.FailurePolicy } = {}
+) =>
+  Projection.make({
+    name: "sum",
+    categories: ["counter"],
+    decode: Projection.recorded,
+    batchSize: 7,
+    retries: 1,
+    onFailure: options.onFailure ?? "stop",
+    reset: Ref.set(applied, new Map()),
+    handle: (events) =>
+      events.pipe(
+        Stream.filter((e) => e.type === "Added"),
+        Stream.map((e) => [e.position, (e.data as { n: number }).n] as const),
+        Stream.grouped(3),
+        Stream.runForEach((group) =>
+          group.some(([, n]) => n === options.poison)
+            ? Effect.fail(new Error(`cannot add ${options.poison}`))
+            : Ref.update(applied, (all) => new Map([...all, ...group]))
+        )
+      )
+  })
+
+const sumOf = (applied: Ref.Ref<ReadonlyMap<bigint, number>>) =>
+  Effect.map(Ref.get(applied), (all) => [...all.values()].reduce((a, b) => a + b, 0))
+
+const eventually = <E, R>(check: Effect.Effect<boolean, E, R>) =>
+  Effect.gen(function* () {
+    while (!(yield* check)) yield* Effect.sleep("10 millis")
+  }).pipe(Effect.timeout("10 seconds"))
+
+describe("ProjectionRunner", () => {
+  it.live("catches up, follows the live log, and ends at the head with no lag", () =>
+    Effect.gen(function* () {
+      const total = yield* Ref.make<ReadonlyMap<bigint, number>>(new Map())
+      for (let i = 1; i <= 30; i++) yield* appendMany(`counter-${i % 4}`, [event("Added", i), event("Noted", 1000)])
+      yield* appendMany("other-1", [event("Added", 1000)])
+      const runner = yield* ProjectionRunner.start(summing(total))
+      yield* eventually(Effect.map(sumOf(total), (t) => t === 465))
+      for (let i = 31; i <= 40; i++) yield* appendMany(`counter-${i % 4}`, [event("Added", i)])
+      yield* eventually(Effect.map(sumOf(total), (t) => t === 820))
+      yield* eventually(Effect.map(runner.status, (s) => s.lag === 0n))
+      const status = yield* runner.status
+      assert.strictEqual(status.state, "running")
+      const head = yield* EventStore.EventStore.use((store) => store.head)
+      assert.strictEqual(status.checkpoint, head)
+      yield* eventually(
+        Effect.map(
+          Metric.value(Metric.withAttributes(ProjectionRunner.lag, { projection: "sum" })),
+          (v) => v.value === 0n
+        )
+      )
+    }).pipe(Effect.scoped, Effect.provide(Live))
+  )
+
+  it.live("lag is the distance to the head while behind, observable before the runner starts", () =>
+    Effect.gen(function* () {
+      const total = yield* Ref.make<ReadonlyMap<bigint, number>>(new Map())
+      for (let i = 1; i <= 5; i++) yield* appendMany(`counter-${i}`, [event("Added", i)])
+      const before = yield* ProjectionRunner.status(summing(total))
+      assert.strictEqual(before.checkpoint, 0n)
+      assert.strictEqual(before.lag, 5n)
+      const runner = yield* ProjectionRunner.start(summing(total))
+      yield* eventually(Effect.map(runner.status, (s) => s.lag === 0n && s.checkpoint === 5n))
+    }).pipe(Effect.scoped, Effect.provide(Live))
+  )
+
+  it.live("a poison event under the stop policy stops the projection with an error naming it", () =>
+    Effect.gen(function* () {
+      const total = yield* Ref.make<ReadonlyMap<bigint, number>>(new Map())
+      for (let i = 1; i <= 20; i++) yield* appendMany(`counter-${i}`, [event("Added", i)])
+      const runner = yield* ProjectionRunner.start(summing(total, { poison: 12 }))
+      const error = yield* runner.await.pipe(Effect.flip, Effect.timeout("10 seconds"))
+      assert.deepInclude(error, { _tag: "ProjectionFailed", projection: "sum", stream: "counter-12", version: 1 })
+      assert.match(error.message, /counter-12@1.*cannot add 12/)
+      // Every event before the poison one is applied exactly once; nothing after it.
+      assert.strictEqual(yield* sumOf(total), 66)
+      assert.strictEqual((yield* runner.status).state, "stopped")
+      assert.strictEqual(yield* CheckpointStore.CheckpointStore.use((c) => c.load("sum")), 11n)
+    }).pipe(Effect.scoped, Effect.provide(Live))
+  )
+
+  it.live("a poison event under the park policy is parked and the projection goes on", () =>
+    Effect.gen(function* () {
+      const total = yield* Ref.make<ReadonlyMap<bigint, number>>(new Map())
+      for (let i = 1; i <= 20; i++) yield* appendMany(`counter-${i}`, [event("Added", i)])
+      const runner = yield* ProjectionRunner.start(summing(total, { poison: 12, onFailure: "park" }))
+      yield* eventually(Effect.map(runner.status, (s) => s.checkpoint === 20n))
+      assert.strictEqual(yield* sumOf(total), 210 - 12)
+      const parked = yield* DeadLetters.DeadLetters.use((d) => d.list("sum"))
+      assert.strictEqual(parked.length, 1)
+      assert.deepInclude(parked[0], { stream: "counter-12", version: 1, position: 12n, type: "Added" })
+      assert.match(parked[0]!.error, /cannot add 12/)
+    }).pipe(Effect.scoped, Effect.provide(Live))
+  )
+
+  it.live("an event that does not decode is parked with the decode error's facts", () =>
+    Effect.gen(function* () {
+      const seen = yield* Ref.make<ReadonlyArray<number>>([])
+      for (let i = 1; i <= 4; i++) yield* appendMany(`counter-${i}`, [event("Added", i)])
+      yield* appendMany("counter-9", [event("Added", "not a number")])
+      yield* appendMany("counter-10", [event("Added", 5)])
+      const Added = Schema.TaggedStruct("Added", { n: Schema.Number })
+      const decode = Projection.decodeWith(EventCodec.make<typeof Added.Type>(Added))
+      const decoding = Projection.make({
+        name: "decoding",
+        categories: ["counter"],
+        onFailure: "park",
+        decode,
+        handle: (events) => events.pipe(Stream.runForEach((e) => Ref.update(seen, (s) => [...s, e.event.n])))
+      })
+      const runner = yield* ProjectionRunner.start(decoding)
+      yield* eventually(Effect.map(runner.status, (s) => s.checkpoint === 6n))
+      assert.deepStrictEqual(yield* Ref.get(seen), [1, 2, 3, 4, 5])
+      const [parked] = yield* DeadLetters.DeadLetters.use((d) => d.list("decoding"))
+      assert.deepInclude(parked, { stream: "counter-9", version: 1, position: 5n, type: "Added" })
+      assert.match(parked!.error, /EventDecodeError: cannot decode Added v1 at counter-9@1 \(position 5\)/)
+    }).pipe(Effect.scoped, Effect.provide(Live))
+  )
+
+  it.live("a rebuild resets the model and replays to the same state, reporting progress", () =>
+    Effect.gen(function* () {
+      const total = yield* Ref.make<ReadonlyMap<bigint, number>>(new Map())
+      for (let i = 1; i <= 30; i++) yield* appendMany(`counter-${i}`, [event("Added", i)])
+      yield* ProjectionRunner.catchUp(summing(total))
+      const incremental = yield* sumOf(total)
+      yield* Ref.set(total, new Map([[1n, -999]])) // a corrupted model
+      const progress: Array<ProjectionRunner.Progress> = []
+      yield* ProjectionRunner.rebuild(summing(total), { onProgress: (p) => Effect.sync(() => void progress.push(p)) })
+      assert.strictEqual(yield* sumOf(total), incremental)
+      assert.strictEqual(progress.at(-1)?.done, 30)
+      assert.strictEqual(progress.at(-1)?.total, 30)
+      assert.strictEqual(progress.length, 5) // batches of 7
+    }).pipe(Effect.provide(Live))
+  )
+})
