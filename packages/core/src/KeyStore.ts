@@ -1,0 +1,106 @@
+/**
+ * Key stores: one data key per subject (a customer, a patient...) for crypto-shredding. Personal fields of a
+ * subject's events are encrypted with its key; `forget` deletes the key, after which those fields can never be read
+ * again. A forgotten subject stays forgotten: no new key is made for it. The AES-256-GCM `seal` and `open` used for
+ * fields (and by key stores that wrap keys under a master key) live here too.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto"
+import { Context, Effect, Layer, Result, Schema } from "effect"
+
+/** A 256-bit AES key. */
+export type DataKey = Uint8Array
+
+/** The key store could not be reached or failed while working. */
+export class KeyStoreError extends Schema.TaggedError<KeyStoreError>()("KeyStoreError", {
+  operation: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message() {
+    return `key store ${this.operation} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+  }
+}
+
+/** The subject was forgotten, so no personal data of it can be stored again. */
+export class SubjectForgotten extends Schema.TaggedError<SubjectForgotten>()("SubjectForgotten", {
+  subject: Schema.String
+}) {
+  override get message() {
+    return `subject ${this.subject} was forgotten; its personal data cannot be stored`
+  }
+}
+
+/** Where the data keys of subjects live. */
+export interface Service {
+  /** The key of each subject, creating keys for subjects that have none; fails if one of them was forgotten. */
+  readonly keysFor: (
+    subjects: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyMap<string, DataKey>, KeyStoreError | SubjectForgotten>
+  /** The keys that exist for `subjects`; forgotten and unknown subjects are absent from the map. */
+  readonly find: (subjects: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, DataKey>, KeyStoreError>
+  /** Deletes the subject's key for good and remembers that it was forgotten; forgetting twice is a no-op. */
+  readonly forget: (subject: string) => Effect.Effect<void, KeyStoreError>
+}
+
+/** The key store service. */
+export class KeyStore extends Context.Service<KeyStore, Service>()("@chronicle/core/KeyStore") {}
+
+/** Makes a new random data key. */
+export const generateKey = (): DataKey => randomBytes(32)
+
+const ivBytes = 12
+const tagBytes = 16
+
+/** Encrypts `plaintext` with AES-256-GCM under `key`, bound to `context`; returns IV, ciphertext and tag, base64. */
+export const seal = (key: DataKey, plaintext: string, context: string): string => {
+  const iv = randomBytes(ivBytes)
+  const cipher = createCipheriv("aes-256-gcm", key, iv).setAAD(Buffer.from(context))
+  const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()])
+  return Buffer.concat([iv, body, cipher.getAuthTag()]).toString("base64")
+}
+
+/** Decrypts what `seal` made with the same key and context; fails with a reason if it was altered or misdirected. */
+export const open = (key: DataKey, sealed: string, context: string): Result.Result<string, string> => {
+  const bytes = Buffer.from(sealed, "base64")
+  if (bytes.length < ivBytes + tagBytes) return Result.fail("sealed value is too short")
+  const decipher = createDecipheriv("aes-256-gcm", key, bytes.subarray(0, ivBytes))
+    .setAAD(Buffer.from(context))
+    .setAuthTag(bytes.subarray(bytes.length - tagBytes))
+  return Result.try({
+    try: () =>
+      Buffer.concat([decipher.update(bytes.subarray(ivBytes, bytes.length - tagBytes)), decipher.final()]).toString(
+        "utf8"
+      ),
+    catch: () => "authentication failed: wrong key, or the sealed value was altered"
+  })
+}
+
+/** Forgets a subject through the `KeyStore` in context: the crypto-shredding operation apps expose. */
+export const forget = (subject: string): Effect.Effect<void, KeyStoreError, KeyStore> =>
+  KeyStore.use((keys) => keys.forget(subject))
+
+/** Builds a key store that keeps keys in memory (for tests and single-process apps). */
+export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
+  const keys = new Map<string, DataKey | "forgotten">()
+  const found = (subjects: ReadonlyArray<string>) => {
+    const result = new Map<string, DataKey>()
+    for (const subject of subjects) {
+      const key = keys.get(subject)
+      if (key !== undefined && key !== "forgotten") result.set(subject, key)
+    }
+    return result
+  }
+  return KeyStore.of({
+    keysFor: (subjects) =>
+      Effect.suspend(() => {
+        const forgotten = subjects.find((subject) => keys.get(subject) === "forgotten")
+        if (forgotten !== undefined) return Effect.fail(new SubjectForgotten({ subject: forgotten }))
+        for (const subject of subjects) if (!keys.has(subject)) keys.set(subject, generateKey())
+        return Effect.succeed(found(subjects))
+      }),
+    find: (subjects) => Effect.sync(() => found(subjects)),
+    forget: (subject) => Effect.sync(() => void keys.set(subject, "forgotten"))
+  })
+})
+
+/** Provides an in-memory `KeyStore`, empty when built. */
+export const layerMemory: Layer.Layer<KeyStore> = Layer.effect(KeyStore, makeMemory)
