@@ -84,7 +84,8 @@ export const encrypt = (
   const sealed: Record<string, Schema.Json> = { ...(data as Schema.JsonObject) }
   for (const { name } of declaration.fields) {
     const value = sealed[name]
-    if (value !== undefined) sealed[name] = { $sealed: KeyStore.seal(key, JSON.stringify(value), `${subjectId}/${name}`) }
+    if (value !== undefined)
+      sealed[name] = { $sealed: KeyStore.seal(key, JSON.stringify(value), `${subjectId}/${name}`) }
   }
   return sealed
 }
