@@ -1,0 +1,74 @@
+/**
+ * The snapshot store: the latest snapshot of each stream, so loading an aggregate reads the snapshot and the events
+ * after it instead of the whole stream. A snapshot is an optimisation, never a source of truth: it records which
+ * event it reflects (version and event id) and the fingerprint of the state's schema, and the loader ignores any
+ * snapshot that does not match the stream or the current schema. Without a store in context, `SnapshotStore` is one
+ * that holds nothing, so snapshots are off; `layerMemory` keeps them in memory, `@chronicle/postgres` in Postgres.
+ */
+import { Context, Effect, Layer, Option, Ref, Schema } from "effect"
+
+/** The state of a stream at one version, encoded as JSON. */
+export interface Snapshot {
+  /** The stream it belongs to, `<category>-<id>`. */
+  readonly stream: string
+  /** The stream's version the state reflects: the number of events folded into it. */
+  readonly version: number
+  /** The id of the event at `version`, so a stream deleted and written again is not mistaken for the old one. */
+  readonly eventId: string
+  /** The fingerprint of the state's schema when it was written (see `SnapshotCodec.fingerprint`). */
+  readonly fingerprint: string
+  /** The state, encoded through the state schema's JSON codec. */
+  readonly state: Schema.Json
+}
+
+/** The snapshot store could not be reached or failed while working. */
+export class SnapshotStoreError extends Schema.TaggedError<SnapshotStoreError>()("SnapshotStoreError", {
+  operation: Schema.String,
+  stream: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message() {
+    const detail = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `snapshot ${this.operation} on ${this.stream} failed: ${detail}`
+  }
+}
+
+/** The snapshot store's operations. */
+export interface Service {
+  /** The latest snapshot saved for `stream`, if any. */
+  readonly load: (stream: string) => Effect.Effect<Option.Option<Snapshot>, SnapshotStoreError>
+  /** Replaces the snapshot of `snapshot.stream` (the last save wins: every snapshot the loader accepts is correct). */
+  readonly save: (snapshot: Snapshot) => Effect.Effect<void, SnapshotStoreError>
+  /** Forgets the snapshot of `stream`, for example after forgetting personal data its state held. */
+  readonly delete: (stream: string) => Effect.Effect<void, SnapshotStoreError>
+}
+
+/** A store that keeps nothing: what `SnapshotStore` is when no layer provides one. */
+export const none: Service = {
+  load: () => Effect.succeedNone,
+  save: () => Effect.void,
+  delete: () => Effect.void
+}
+
+/** The snapshot store service; it defaults to `none` (snapshots off), so providing one is optional. */
+export class SnapshotStore extends Context.Reference<Service>("@chronicle/core/SnapshotStore", {
+  defaultValue: () => none
+}) {}
+
+/** Builds a store that keeps snapshots in memory (for tests and single-process apps). */
+export const makeMemory: Effect.Effect<Service> = Effect.map(
+  Ref.make(new Map<string, Snapshot>()),
+  (snapshots): Service => ({
+    load: (stream) => Effect.map(Ref.get(snapshots), (all) => Option.fromNullishOr(all.get(stream))),
+    save: (snapshot) => Ref.update(snapshots, (all) => new Map(all).set(snapshot.stream, snapshot)),
+    delete: (stream) =>
+      Ref.update(snapshots, (all) => {
+        const rest = new Map(all)
+        rest.delete(stream)
+        return rest
+      })
+  })
+)
+
+/** Provides an in-memory `SnapshotStore`, empty when built. */
+export const layerMemory: Layer.Layer<never> = Layer.effect(SnapshotStore, makeMemory)

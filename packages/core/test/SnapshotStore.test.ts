@@ -1,0 +1,120 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Logger, Option, Result, Schedule, Schema, Stream } from "effect"
+import * as Aggregate from "../src/Aggregate.ts"
+import * as CommandHandler from "../src/CommandHandler.ts"
+import * as Decider from "../src/Decider.ts"
+import * as EventStore from "../src/EventStore.ts"
+import * as SnapshotCodec from "../src/SnapshotCodec.ts"
+import * as SnapshotPolicy from "../src/SnapshotPolicy.ts"
+import * as SnapshotStore from "../src/SnapshotStore.ts"
+
+// A tally: how often each key was counted. Its state has a Map, so snapshots go through a real JSON codec.
+const Counted = Schema.TaggedStruct("Counted", { key: Schema.String })
+const Count = Schema.TaggedStruct("Count", { key: Schema.String })
+interface Tally {
+  readonly counts: ReadonlyMap<string, number>
+  readonly total: number
+}
+const TallySchema = Schema.Struct({ counts: Schema.ReadonlyMap(Schema.String, Schema.Int), total: Schema.Int })
+const Tally = Aggregate.make({
+  category: "tally",
+  commands: Count,
+  events: Counted,
+  state: TallySchema,
+  decider: Decider.make({
+    initialState: { counts: new Map(), total: 0 } as Tally,
+    decide: (command: typeof Count.Type, _: Tally) => Result.succeed([Counted.make({ key: command.key })]),
+    evolve: (state: Tally, event: typeof Counted.Type): Tally => ({
+      counts: new Map(state.counts).set(event.key, (state.counts.get(event.key) ?? 0) + 1),
+      total: state.total + 1
+    })
+  })
+})
+const codec = SnapshotCodec.make(TallySchema)
+
+const count = (id: string, keys: ReadonlyArray<string>) =>
+  Effect.forEach(keys, (key) => CommandHandler.handle(Tally, id, Count.make({ key })), { discard: true })
+
+/** The state from every event, ignoring any snapshot. */
+const fullFold = (id: string) =>
+  CommandHandler.load(Tally, id).pipe(Effect.provideService(SnapshotStore.SnapshotStore, SnapshotStore.none))
+
+/** Stores a snapshot of `id` at `version` with the given fingerprint and JSON state, as another writer might have. */
+const plant = (id: string, version: number, fingerprint: string, state: Schema.Json) =>
+  Effect.gen(function* () {
+    const stream = `tally-${id}`
+    const [event] = yield* Stream.runCollect((yield* EventStore.EventStore).readStream(stream, { from: version }))
+    yield* (yield* SnapshotStore.SnapshotStore).save({ stream, version, eventId: event!.eventId, fingerprint, state })
+  })
+
+const snapshotOf = (id: string) => SnapshotStore.SnapshotStore.use((store) => store.load(`tally-${id}`))
+
+const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, until: (a: A) => boolean) =>
+  effect.pipe(Effect.repeat({ schedule: Schedule.spaced("5 millis"), until }), Effect.timeout("10 seconds"))
+
+const warnings: Array<string> = []
+const Stores = Layer.mergeAll(
+  EventStore.layerMemory,
+  SnapshotStore.layerMemory,
+  Logger.layer([Logger.make(({ message }) => warnings.push(String(message)))])
+)
+
+describe("loading with snapshots (in memory)", () => {
+  it.live("the policy's snapshot is used: the state comes from it plus the events after it", () =>
+    Effect.gen(function* () {
+      yield* count("a", ["x", "y", "x", "z", "x"]).pipe(
+        Effect.provide(SnapshotPolicy.layer(SnapshotPolicy.everyEvents(5)))
+      )
+      const saved = yield* eventually(snapshotOf("a"), Option.isSome)
+      assert.strictEqual(Option.getOrThrow(saved).version, 5)
+      yield* count("a", ["y"])
+      const loaded = yield* CommandHandler.load(Tally, "a")
+      assert.strictEqual(loaded.snapshotVersion, 5)
+      assert.strictEqual(loaded.version, 6)
+      assert.deepStrictEqual(loaded.state, (yield* fullFold("a")).state)
+      // A doctored snapshot (right fingerprint, right event) shows that loading does not fold the events before it.
+      yield* plant("a", 5, codec.fingerprint, { counts: [["q", 1]], total: 1 })
+      const doctored = yield* CommandHandler.load(Tally, "a")
+      assert.deepStrictEqual(doctored.state, {
+        counts: new Map([
+          ["q", 1],
+          ["y", 1]
+        ]),
+        total: 2
+      })
+    }).pipe(Effect.provide(Stores))
+  )
+
+  it.live("a snapshot written for another state schema is ignored, then replaced by the next save", () =>
+    Effect.gen(function* () {
+      yield* count("b", ["x", "y", "x"])
+      yield* plant("b", 3, "an older state schema", { counts: [["x", 100]], total: 100 })
+      const loaded = yield* CommandHandler.load(Tally, "b")
+      assert.strictEqual(loaded.snapshotVersion, 0)
+      assert.deepStrictEqual(loaded.state, (yield* fullFold("b")).state)
+      yield* count("b", ["z"]).pipe(Effect.provide(SnapshotPolicy.layer(SnapshotPolicy.everyEvents(4))))
+      const replaced = yield* eventually(snapshotOf("b"), (s) => Option.isSome(s) && s.value.version === 4)
+      assert.strictEqual(Option.getOrThrow(replaced).fingerprint, codec.fingerprint)
+    }).pipe(Effect.provide(Stores))
+  )
+
+  it.live("a snapshot that does not decode is ignored with a warning", () =>
+    Effect.gen(function* () {
+      yield* count("c", ["x", "y"])
+      yield* plant("c", 2, codec.fingerprint, { counts: "not a map", total: 2 })
+      const loaded = yield* CommandHandler.load(Tally, "c")
+      assert.strictEqual(loaded.snapshotVersion, 0)
+      assert.deepStrictEqual(loaded.state, (yield* fullFold("c")).state)
+      assert.isTrue(warnings.some((line) => line.includes("ignoring the snapshot of tally-c@2")))
+    }).pipe(Effect.provide(Stores))
+  )
+
+  it.live("without a snapshot store, nothing is saved and loading folds the whole stream", () =>
+    Effect.gen(function* () {
+      yield* count("d", ["x", "y", "z"]).pipe(Effect.provide(SnapshotPolicy.layer(SnapshotPolicy.everyEvents(1))))
+      const loaded = yield* CommandHandler.load(Tally, "d")
+      assert.strictEqual(loaded.snapshotVersion, 0)
+      assert.strictEqual(loaded.state.total, 3)
+    }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+})
