@@ -70,6 +70,33 @@ const inbox = statements(
 /** Every migration, by `<id>_<name>`. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "1_events": Effect.flatMap(SqlClient.SqlClient, events),
+  // Event evolution and privacy: the original rows an event migration rewrote (see PgEventMigration), and one data
+  // key per subject, wrapped under the master key; a forgotten subject keeps its row with the key deleted (PgKeyStore).
+  "3_evolution_and_keys": Effect.flatMap(
+    SqlClient.SqlClient,
+    statements(
+      `CREATE TABLE chronicle_events_archive (
+         global_position bigint NOT NULL,
+         stream_id text NOT NULL,
+         version integer NOT NULL,
+         event_id uuid NOT NULL,
+         type text NOT NULL,
+         schema_version integer NOT NULL,
+         data jsonb NOT NULL,
+         metadata jsonb NOT NULL,
+         recorded_at timestamptz NOT NULL,
+         migrated_to integer NOT NULL,
+         archived_at timestamptz NOT NULL DEFAULT now(),
+         PRIMARY KEY (global_position, schema_version)
+       )`,
+      `CREATE TABLE chronicle_keys (
+         subject text PRIMARY KEY,
+         wrapped_key text,
+         created_at timestamptz NOT NULL DEFAULT now(),
+         forgotten_at timestamptz
+       )`
+    )
+  ),
   "4_projections": Effect.flatMap(SqlClient.SqlClient, projections),
   "5_inbox": Effect.flatMap(SqlClient.SqlClient, inbox)
 }
