@@ -117,7 +117,9 @@ export const run = (
         }
         if (cipher === undefined) return upcast
         const byStream = new Map<string, Array<number>>()
-        upcast.forEach((event, index) => byStream.set(event.stream, [...(byStream.get(event.stream) ?? []), index]))
+        for (const [index, event] of upcast.entries()) {
+          byStream.set(event.stream, [...(byStream.get(event.stream) ?? []), index])
+        }
         for (const [stream, indices] of byStream) {
           const sealed = yield* cipher.encrypt(
             stream,
