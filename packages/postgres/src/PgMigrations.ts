@@ -70,6 +70,20 @@ const inbox = statements(
 /** Every migration, by `<id>_<name>`. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "1_events": Effect.flatMap(SqlClient.SqlClient, events),
+  // The latest snapshot of each stream (see PgSnapshotStore): one row per stream, replaced by each save.
+  "2_snapshots": Effect.flatMap(
+    SqlClient.SqlClient,
+    statements(
+      `CREATE TABLE chronicle_snapshots (
+         stream_id text PRIMARY KEY,
+         version integer NOT NULL,
+         event_id uuid NOT NULL,
+         fingerprint text NOT NULL,
+         state jsonb NOT NULL,
+         saved_at timestamptz NOT NULL DEFAULT now()
+       )`
+    )
+  ),
   // Event evolution and privacy: the original rows an event migration rewrote (see PgEventMigration), and one data
   // key per subject, wrapped under the master key; a forgotten subject keeps its row with the key deleted (PgKeyStore).
   "3_evolution_and_keys": Effect.flatMap(

@@ -1,0 +1,207 @@
+import { Aggregate, CommandHandler, Decider, SnapshotCodec, SnapshotPolicy, SnapshotStore } from "@chronicle/core"
+import { PgEventStore, PgMigrations, PgSnapshotStore } from "@chronicle/postgres"
+import { PgTest } from "@chronicle/testing"
+import { assert, layer } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Layer, Option, Result, Schedule, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+
+// A tally whose events record the total the command saw: a load that returned a wrong state (a bad snapshot) would
+// leave an event whose `seen` is not its version - 1.
+const Counted = Schema.TaggedStruct("Counted", { key: Schema.String, seen: Schema.Int })
+const Count = Schema.TaggedStruct("Count", { key: Schema.String })
+interface Tally {
+  readonly counts: ReadonlyMap<string, number>
+  readonly total: number
+}
+const TallySchema = Schema.Struct({ counts: Schema.ReadonlyMap(Schema.String, Schema.Int), total: Schema.Int })
+const Tally = Aggregate.make({
+  category: "tally",
+  commands: Count,
+  events: Counted,
+  state: TallySchema,
+  decider: Decider.make({
+    initialState: { counts: new Map(), total: 0 } as Tally,
+    decide: (command: typeof Count.Type, state: Tally) =>
+      Result.succeed([Counted.make({ key: command.key, seen: state.total })]),
+    evolve: (state: Tally, event: typeof Counted.Type): Tally => ({
+      counts: new Map(state.counts).set(event.key, (state.counts.get(event.key) ?? 0) + 1),
+      total: state.total + 1
+    })
+  })
+})
+const fingerprint = SnapshotCodec.make(TallySchema).fingerprint
+
+const Live = Layer.mergeAll(PgEventStore.layer(), PgSnapshotStore.layer).pipe(
+  Layer.provideMerge(PgMigrations.layer),
+  Layer.provideMerge(PgTest.layer())
+)
+const everyEvent = SnapshotPolicy.layer(SnapshotPolicy.everyEvents(1))
+
+const count = (id: string, keys: ReadonlyArray<string>) =>
+  Effect.forEach(keys, (key) => CommandHandler.handle(Tally, id, Count.make({ key }), { maxRetries: 1_000 }), {
+    discard: true
+  })
+const fullFold = (id: string) =>
+  CommandHandler.load(Tally, id).pipe(Effect.provideService(SnapshotStore.SnapshotStore, SnapshotStore.none))
+const snapshotOf = (id: string) => SnapshotStore.SnapshotStore.use((store) => store.load(`tally-${id}`))
+const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, until: (a: A) => boolean) =>
+  effect.pipe(Effect.repeat({ schedule: Schedule.spaced("10 millis"), until }), Effect.timeout("20 seconds"))
+const snapshotAt = (id: string, version: number) =>
+  eventually(snapshotOf(id), (s) => Option.isSome(s) && s.value.version === version)
+
+layer(Live, { excludeTestServices: true })("PgSnapshotStore", (it) => {
+  it.effect("saves, replaces, loads and deletes one snapshot per stream", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore.SnapshotStore
+      const snapshot = {
+        stream: "tally-store",
+        version: 3,
+        eventId: crypto.randomUUID(),
+        fingerprint: "f",
+        state: { counts: [["x", 3]], total: 3 }
+      }
+      assert.isTrue(Option.isNone(yield* store.load("tally-store")))
+      yield* store.save(snapshot)
+      assert.deepStrictEqual(yield* store.load("tally-store"), Option.some(snapshot))
+      const later = { ...snapshot, version: 4, eventId: crypto.randomUUID(), state: { counts: [], total: 0 } }
+      yield* store.save(later)
+      assert.deepStrictEqual(yield* store.load("tally-store"), Option.some(later))
+      yield* store.delete("tally-store")
+      assert.isTrue(Option.isNone(yield* store.load("tally-store")))
+    })
+  )
+
+  it.effect("loading starts from the snapshot and equals the full fold", () =>
+    Effect.gen(function* () {
+      yield* count("load", ["a", "b", "a", "c"]).pipe(
+        Effect.provide(SnapshotPolicy.layer(SnapshotPolicy.everyEvents(4)))
+      )
+      yield* snapshotAt("load", 4)
+      yield* count("load", ["b", "b"])
+      const loaded = yield* CommandHandler.load(Tally, "load")
+      assert.strictEqual(loaded.snapshotVersion, 4)
+      assert.strictEqual(loaded.version, 6)
+      assert.deepStrictEqual(loaded.state, (yield* fullFold("load")).state)
+    })
+  )
+
+  it.effect("a snapshot of an older state schema is ignored, never decoded, and replaced by the next save", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* count("stale", ["a", "b", "c"]).pipe(Effect.provide(everyEvent))
+      yield* snapshotAt("stale", 3)
+      // The same JSON would decode under today's schema: only the fingerprint says it is another shape.
+      yield* sql`UPDATE chronicle_snapshots SET fingerprint = 'older', state = '{"counts": [["a", 99]], "total": 99}'
+                 WHERE stream_id = 'tally-stale'`
+      const loaded = yield* CommandHandler.load(Tally, "stale")
+      assert.strictEqual(loaded.snapshotVersion, 0)
+      assert.deepStrictEqual(loaded.state, (yield* fullFold("stale")).state)
+      yield* count("stale", ["d"]).pipe(Effect.provide(SnapshotPolicy.layer(SnapshotPolicy.everyEvents(4))))
+      const replaced = yield* snapshotAt("stale", 4)
+      assert.strictEqual(Option.getOrThrow(replaced).fingerprint, fingerprint)
+    })
+  )
+
+  it.effect("a snapshot that does not decode is ignored, and commands go on", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* count("corrupt", ["a", "b"]).pipe(Effect.provide(everyEvent))
+      yield* snapshotAt("corrupt", 2)
+      yield* sql`UPDATE chronicle_snapshots SET state = '{"counts": "garbage"}' WHERE stream_id = 'tally-corrupt'`
+      const loaded = yield* CommandHandler.load(Tally, "corrupt")
+      assert.strictEqual(loaded.snapshotVersion, 0)
+      assert.strictEqual(loaded.state.total, 2)
+      yield* count("corrupt", ["c"])
+      assert.strictEqual((yield* CommandHandler.load(Tally, "corrupt")).state.total, 3)
+    })
+  )
+
+  it.effect("a snapshot ahead of a truncated, deleted or rewritten stream does not resurrect state", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* count("cut", ["a", "b", "c", "d", "e", "f"]).pipe(Effect.provide(everyEvent))
+      yield* snapshotAt("cut", 6)
+      yield* sql`DELETE FROM chronicle_events WHERE stream_id = 'tally-cut' AND version > 4`
+      const truncated = yield* CommandHandler.load(Tally, "cut")
+      assert.deepStrictEqual([truncated.snapshotVersion, truncated.version, truncated.state.total], [0, 4, 4])
+
+      yield* sql`DELETE FROM chronicle_events WHERE stream_id = 'tally-cut'`
+      const deleted = yield* CommandHandler.load(Tally, "cut")
+      assert.deepStrictEqual([deleted.version, deleted.state.total, deleted.state.counts.size], [0, 0, 0])
+
+      // Written again past the snapshot's version: the event at version 6 has another id now.
+      yield* count("cut", ["z", "z", "z", "z", "z", "z", "z"])
+      const rewritten = yield* CommandHandler.load(Tally, "cut")
+      assert.strictEqual(rewritten.snapshotVersion, 0)
+      assert.deepStrictEqual(rewritten.state, { counts: new Map([["z", 7]]), total: 7 })
+    })
+  )
+
+  it.effect("commands racing with snapshot writes on one stream lose nothing and never load a wrong state", () =>
+    Effect.gen(function* () {
+      const writers = 8
+      const perWriter = 25
+      yield* Effect.forEach(
+        Array.from({ length: writers }, (_, w) => `k${w}`),
+        (key) =>
+          count(
+            "race",
+            Array.from({ length: perWriter }, () => key)
+          ),
+        { concurrency: "unbounded", discard: true }
+      ).pipe(Effect.provide(everyEvent))
+      const sql = yield* SqlClient.SqlClient
+      const wrong = yield* sql<{ version: number; seen: number }>`
+        SELECT version, (data->>'seen')::int AS seen FROM chronicle_events
+        WHERE stream_id = 'tally-race' AND (data->>'seen')::int <> version - 1`
+      assert.deepStrictEqual(wrong, [])
+      const saved = Option.getOrThrow(yield* eventually(snapshotOf("race"), Option.isSome))
+      assert.isAbove(saved.version, 0)
+      const loaded = yield* CommandHandler.load(Tally, "race")
+      assert.isAbove(loaded.snapshotVersion, 0)
+      assert.deepStrictEqual(loaded.state, (yield* fullFold("race")).state)
+      assert.strictEqual(loaded.state.total, writers * perWriter)
+      for (const count of loaded.state.counts.values()) assert.strictEqual(count, perWriter)
+    })
+  )
+
+  it.effect("a command does not wait for its snapshot to be written", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const locked = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      // Another transaction holds a lock that blocks writes to the snapshots table (reads still go through).
+      const holder = yield* Effect.forkChild(
+        sql.withTransaction(
+          Effect.gen(function* () {
+            yield* sql`LOCK TABLE chronicle_snapshots IN EXCLUSIVE MODE`
+            yield* Deferred.succeed(locked, undefined)
+            yield* Deferred.await(release)
+          })
+        )
+      )
+      yield* Deferred.await(locked)
+      const handled = yield* count("detached", ["a", "b"]).pipe(
+        Effect.provide(everyEvent),
+        Effect.timeout("20 seconds")
+      )
+      assert.isUndefined(handled)
+      assert.isTrue(Option.isNone(yield* snapshotOf("detached")))
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      yield* eventually(snapshotOf("detached"), Option.isSome)
+    })
+  )
+
+  it.effect("a failing snapshot store never fails a command", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`ALTER TABLE chronicle_snapshots RENAME TO chronicle_snapshots_away`
+      const outcome = yield* count("failing", ["a", "b", "c"]).pipe(Effect.provide(everyEvent), Effect.result)
+      const loaded = yield* CommandHandler.load(Tally, "failing")
+      yield* sql`ALTER TABLE chronicle_snapshots_away RENAME TO chronicle_snapshots`
+      assert.isTrue(Result.isSuccess(outcome))
+      assert.deepStrictEqual([loaded.version, loaded.snapshotVersion, loaded.state.total], [3, 0, 3])
+    })
+  )
+})
