@@ -9,9 +9,10 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect } from "effect"
 import * as Bench from "./Bench.ts"
 import * as EventStoreBench from "./eventStore.ts"
+import * as EvolutionBench from "./evolution.ts"
 
 /** Every section, in the order they run; a new section is one more line here. */
-const sections: ReadonlyArray<Bench.Section> = [...EventStoreBench.sections]
+const sections: ReadonlyArray<Bench.Section> = [...EventStoreBench.sections, ...EvolutionBench.sections]
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
