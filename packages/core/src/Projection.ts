@@ -9,7 +9,7 @@
 import { Effect, Result, type Stream } from "effect"
 import * as Envelope from "./Envelope.ts"
 import type * as EventCodec from "./EventCodec.ts"
-import type * as EventStore from "./EventStore.ts"
+import * as EventStore from "./EventStore.ts"
 
 /** What happens to an event whose handler still fails after the retries: stop the projection, or park and go on. */
 export type FailurePolicy = "stop" | "park"
@@ -72,12 +72,16 @@ export const decodeWith =
     Result.map(codec.decode(event), (decoded) => Envelope.make(event, decoded))
 
 /** What to read from the log for `projection`, after `after`, one batch per page. */
-export const readOptions = <A, Err, R>(
-  projection: Projection<A, Err, R>,
+export const readOptions = (
+  projection: {
+    readonly categories?: ReadonlyArray<string>
+    readonly types?: ReadonlyArray<string>
+    readonly batchSize?: number
+  },
   after: bigint
 ): EventStore.ReadAllOptions => ({
   after,
-  pageSize: projection.batchSize,
+  pageSize: projection.batchSize ?? EventStore.defaultPageSize,
   ...(projection.categories === undefined ? {} : { categories: projection.categories }),
   ...(projection.types === undefined ? {} : { types: projection.types })
 })

@@ -186,7 +186,8 @@ export const catchUp = <A, Err, R>(
   projection: Projection<A, Err, R>,
   options: Options & {
     readonly onProgress?: (progress: Progress) => Effect.Effect<void>
-    readonly total?: Effect.Effect<number, unknown, Requirements<R>>
+    /** Counts the events between two positions (after `from`, up to `until`); read from the log unless given. */
+    readonly total?: (from: bigint, until: bigint) => Effect.Effect<number, unknown, Requirements<R>>
   } = {}
 ): Effect.Effect<bigint, unknown, Requirements<R>> =>
   Effect.gen(function* () {
@@ -195,15 +196,12 @@ export const catchUp = <A, Err, R>(
     const name = options.checkpoint ?? projection.name
     const from = yield* checkpoints.load(name)
     const until = yield* store.head
-    const total =
-      options.total === undefined
-        ? yield* Stream.runCount(store.readAll(readOptions(projection, from)))
-        : yield* options.total
+    const upToHead = store.readAll(readOptions(projection, from)).pipe(Stream.takeWhile((e) => e.position <= until))
+    const total = options.total === undefined ? yield* Stream.runCount(upToHead) : yield* options.total(from, until)
     const started = Date.now()
     let cursor = from
     let done = 0
-    yield* store.readAll(readOptions(projection, from)).pipe(
-      Stream.takeWhile((event) => event.position <= until),
+    yield* upToHead.pipe(
       Stream.runForEachArray((events) =>
         Effect.gen(function* () {
           cursor = yield* handleBatch(projection, options, cursor, events)

@@ -178,10 +178,14 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         expected._tag === "Exact" ? expected.version : 0,
         prepared.length
       ]
+      // Inside a caller's transaction a unique violation would abort it, and the queries that classify the failure
+      // with it: there the insert runs under a savepoint (a nested withTransaction), which the violation rolls back.
+      const inTransaction = Option.isSome(yield* Effect.serviceOption(sql.transactionService))
       for (let attempt = 1; attempt <= attempts; attempt++) {
-        const rows = yield* sql
-          .unsafe<{ global_position: bigint; version: number }>(statements[expected._tag], params)
-          .pipe(Effect.catchReason("SqlError", "UniqueViolation", () => Effect.succeed([])))
+        const insert = sql.unsafe<{ global_position: bigint; version: number }>(statements[expected._tag], params)
+        const rows = yield* (inTransaction ? sql.withTransaction(insert) : insert).pipe(
+          Effect.catchReason("SqlError", "UniqueViolation", () => Effect.succeed([]))
+        )
         const last = rows.at(-1)
         if (last !== undefined) {
           yield* PubSub.publish(wakeups, undefined)

@@ -1,0 +1,220 @@
+/**
+ * Postgres read models: a projection whose handler writes into a table of the database that holds the checkpoints.
+ * Each batch's writes, its checkpoint advance and any dead letter commit in one transaction, so a crash anywhere
+ * leaves the model and the checkpoint in step: nothing lost, nothing applied twice.
+ *
+ * A read model names its table and says how to create an empty one under any name, so `rebuild` can build a fresh
+ * copy aside (`<table>_rebuild_<random>`), replay the whole log into it with progress, and swap it in with one
+ * transaction that locks the projection's checkpoint row, applies what arrived meanwhile, drops the old table,
+ * renames the new one and sets the checkpoint. Readers see the old model until the swap commits; the live runner's
+ * next batch then finds its checkpoint moved, rolls back, and resumes from the swapped-in position.
+ *
+ * `layerInline` makes read models consistent with the write instead: it wraps the event store so that every append
+ * updates them in the append's own transaction (at the price of a BEGIN/COMMIT around each append).
+ */
+import {
+  CheckpointStore,
+  type Envelope,
+  type EventCodec,
+  EventStore,
+  type ExpectedVersion,
+  type Lease,
+  Projection,
+  ProjectionRunner
+} from "@chronicle/core"
+import { Effect, Layer, type Result, Stream } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
+import * as PgCheckpointStore from "./PgCheckpointStore.ts"
+import * as PgDeadLetters from "./PgDeadLetters.ts"
+import * as PgLease from "./PgLease.ts"
+
+/** A read model kept in a Postgres table. */
+export interface ReadModel<A, Err = never, R = never> {
+  /** The projection's name: the key of its checkpoint, lease and dead letters. */
+  readonly name: string
+  /** The table readers query. */
+  readonly table: string
+  readonly categories?: ReadonlyArray<string>
+  readonly types?: ReadonlyArray<string>
+  readonly decode: (recorded: Envelope.RecordedEvent) => Result.Result<A, EventCodec.EventDecodeError>
+  /** Creates an empty table named `table` (the live name, or a rebuild's), with its indexes. */
+  readonly create: (table: string) => Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient>
+  /** Writes one batch into `table`; runs inside the batch's transaction. */
+  readonly handle: (table: string) => (events: Stream.Stream<A>) => Effect.Effect<void, Err, R>
+  readonly batchSize?: number
+  readonly retries?: number
+  readonly onFailure?: Projection.FailurePolicy
+}
+
+/** Defines a read model (an identity that helps TypeScript infer the handler's input). */
+export const make = <A, Err = never, R = never>(model: ReadModel<A, Err, R>): ReadModel<A, Err, R> => model
+
+/** What a Postgres read model needs from its context. */
+export type Requirements<R> = ProjectionRunner.Requirements<R> | SqlClient.SqlClient
+
+const createFresh = <A, Err, R>(model: ReadModel<A, Err, R>, table: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.andThen(sql`DROP TABLE IF EXISTS ${sql(table)}`, model.create(table))
+  )
+
+/** The projection of `model` that writes into `table` (the live table unless given); its reset recreates the table. */
+export const projection = <A, Err, R>(
+  model: ReadModel<A, Err, R>,
+  table: string = model.table
+): Projection.Projection<A, Err | SqlError.SqlError, R | SqlClient.SqlClient> =>
+  Projection.make<A, Err | SqlError.SqlError, R | SqlClient.SqlClient>({
+    ...model,
+    handle: model.handle(table),
+    reset: createFresh(model, table)
+  })
+
+/** Runs each batch in a transaction of the `SqlClient` in context (nested ones become savepoints). */
+export const transaction: Effect.Effect<ProjectionRunner.Transaction, never, SqlClient.SqlClient> = Effect.map(
+  SqlClient.SqlClient,
+  (sql) => (self) => sql.withTransaction(self)
+)
+
+/** Creates the model's table if it does not exist yet. */
+const ensureTable = <A, Err, R>(model: ReadModel<A, Err, R>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const [row] = yield* sql<{ exists: boolean }>`SELECT to_regclass(${model.table}) IS NOT NULL AS exists`
+    if (row?.exists !== true) yield* model.create(model.table)
+  })
+
+/** Starts the model's runner in the background for as long as the scope is open (see `ProjectionRunner.start`). */
+export const start = <A, Err, R>(model: ReadModel<A, Err, R>) =>
+  Effect.gen(function* () {
+    yield* ensureTable(model).pipe(Effect.orDie)
+    return yield* ProjectionRunner.start(projection(model), { transaction: yield* transaction })
+  })
+
+/** Runs the model's projection for as long as the layer lives: one active runner across instances, by lease. */
+export const layer = <A, Err, R>(
+  model: ReadModel<A, Err, R>
+): Layer.Layer<never, never, Requirements<R> | Lease.Lease> => Layer.effectDiscard(start(model))
+
+/** The Postgres checkpoints, dead letters and leases that read models run on. */
+export const layerServices = (options: PgLease.Options = {}) =>
+  Layer.mergeAll(PgCheckpointStore.layer, PgDeadLetters.layer, PgLease.layer(options))
+
+/** How many events the model reads after `after` up to `until`: the total of a rebuild's progress. */
+const countBetween =
+  <A, Err, R>(model: ReadModel<A, Err, R>) =>
+  (after: bigint, until: bigint) =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const filters = [
+        sql`global_position > ${after}`,
+        sql`global_position <= ${until}`,
+        ...(model.categories === undefined ? [] : [sql`category = ANY(${model.categories})`]),
+        ...(model.types === undefined ? [] : [sql`type = ANY(${model.types})`])
+      ]
+      const [row] = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM chronicle_events WHERE ${sql.and(filters)}`
+      return row?.n ?? 0
+    })
+
+/**
+ * Rebuilds the model aside and swaps it in: replays the whole log into a fresh table with progress, then, in one
+ * transaction holding the projection's checkpoint row, applies the events that arrived meanwhile, replaces the live
+ * table and sets the checkpoint. Readers never see a half-built model; a failed rebuild drops its table and changes
+ * nothing. Returns the position the rebuilt model stands at.
+ */
+export const rebuild = <A, Err, R>(
+  model: ReadModel<A, Err, R>,
+  options: { readonly onProgress?: (progress: ProjectionRunner.Progress) => Effect.Effect<void> } = {}
+): Effect.Effect<bigint, unknown, Requirements<R>> =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const checkpoints = yield* CheckpointStore.CheckpointStore
+    const suffix = crypto.randomUUID().slice(0, 8)
+    const shadow = `${model.table}_rebuild_${suffix}`
+    const checkpoint = `${model.name}:rebuild:${suffix}`
+    const aside = projection(model, shadow)
+    const run = { transaction: yield* transaction, checkpoint }
+    const cleanUp = Effect.andThen(
+      sql`DROP TABLE IF EXISTS ${sql(shadow)}`,
+      sql`DELETE FROM chronicle_checkpoints WHERE projection = ${checkpoint}`
+    ).pipe(Effect.ignore)
+
+    return yield* Effect.gen(function* () {
+      yield* aside.reset
+      yield* checkpoints.save(checkpoint, 0n)
+      yield* ProjectionRunner.catchUp(aside, { ...run, total: countBetween(model), ...options })
+      return yield* sql.withTransaction(
+        Effect.gen(function* () {
+          // Holding the live checkpoint's row keeps the live runner from committing until the swap is done.
+          yield* sql`
+            INSERT INTO chronicle_checkpoints (projection, position) VALUES (${model.name}, 0)
+            ON CONFLICT (projection) DO NOTHING`
+          yield* sql`SELECT position FROM chronicle_checkpoints WHERE projection = ${model.name} FOR UPDATE`
+          const position = yield* ProjectionRunner.catchUp(aside, { ...run, total: countBetween(model) })
+          yield* sql`DROP TABLE IF EXISTS ${sql(model.table)}`
+          yield* sql`ALTER TABLE ${sql(shadow)} RENAME TO ${sql(model.table)}`
+          yield* checkpoints.save(model.name, position)
+          yield* sql`DELETE FROM chronicle_checkpoints WHERE projection = ${checkpoint}`
+          return position
+        })
+      )
+    }).pipe(Effect.onError(() => cleanUp))
+  })
+
+/** An inline read model could not be updated, so the append was rolled back. */
+const inlineFailure = (stream: string, name: string, cause: unknown) =>
+  new EventStore.EventStoreError({ operation: `append (inline projection ${name})`, stream, cause })
+
+/**
+ * Wraps the `EventStore` in context so that each append also updates `models` in the same transaction: the models
+ * are always consistent with the log, and an append whose model update fails writes nothing. A repeated append
+ * (nothing written) updates nothing. **Gotcha:** appends made by other instances without this layer, or before it
+ * existed, are not in the models: rebuild them once with `rebuild` when you turn a model inline.
+ */
+export const layerInline = (
+  models: ReadonlyArray<ReadModel<any, unknown, SqlClient.SqlClient>>
+): Layer.Layer<EventStore.EventStore, never, EventStore.EventStore | SqlClient.SqlClient> =>
+  Layer.effect(
+    EventStore.EventStore,
+    Effect.gen(function* () {
+      const store = yield* EventStore.EventStore
+      const sql = yield* SqlClient.SqlClient
+      const append = (
+        stream: string,
+        events: ReadonlyArray<Envelope.EventData>,
+        expected: ExpectedVersion.ExpectedVersion
+      ) =>
+        sql
+          .withTransaction(
+            Effect.gen(function* () {
+              const result = yield* store.append(stream, events, expected)
+              if (result.written === 0) return result
+              const recordedAt = new Date()
+              // One append writes consecutive versions and positions, ending at the ones it reports.
+              const recorded = events.map(
+                (event, index): Envelope.RecordedEvent => ({
+                  ...event,
+                  eventId: event.eventId.toLowerCase(),
+                  stream,
+                  version: result.version - events.length + 1 + index,
+                  position: result.position - BigInt(events.length - 1 - index),
+                  recordedAt
+                })
+              )
+              for (const model of models) {
+                const reads = recorded.filter((event) => EventStore.matches(Projection.readOptions(model, 0n), event))
+                if (reads.length > 0) {
+                  yield* Effect.forEach(reads, (event) => Effect.fromResult(model.decode(event))).pipe(
+                    Effect.flatMap((decoded) => model.handle(model.table)(Stream.fromIterable(decoded))),
+                    Effect.mapError((cause) => inlineFailure(stream, model.name, cause))
+                  )
+                }
+              }
+              return result
+            })
+          )
+          .pipe(
+            Effect.catchTag("SqlError", (cause) => Effect.fail(inlineFailure(stream, "commit", cause))),
+            Effect.provideService(SqlClient.SqlClient, sql)
+          )
+      return { ...store, append }
+    })
+  )
