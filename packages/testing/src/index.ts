@@ -1,3 +1,4 @@
 export * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
 export * as NatsServer from "./NatsServer.ts"
 export * as PgTest from "./PgTest.ts"
+export * as SnapshotProperties from "./SnapshotProperties.ts"
