@@ -10,9 +10,14 @@ import { Cause, Console, Effect } from "effect"
 import * as Bench from "./Bench.ts"
 import * as EventStoreBench from "./eventStore.ts"
 import * as EvolutionBench from "./evolution.ts"
+import * as ProjectionsBench from "./projections.ts"
 
 /** Every section, in the order they run; a new section is one more line here. */
-const sections: ReadonlyArray<Bench.Section> = [...EventStoreBench.sections, ...EvolutionBench.sections]
+const sections: ReadonlyArray<Bench.Section> = [
+  ...EventStoreBench.sections,
+  ...EvolutionBench.sections,
+  ...ProjectionsBench.sections
+]
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")

@@ -197,7 +197,13 @@ export const catchUp = <A, Err, R>(
     const from = yield* checkpoints.load(name)
     const until = yield* store.head
     const upToHead = store.readAll(readOptions(projection, from)).pipe(Stream.takeWhile((e) => e.position <= until))
-    const total = options.total === undefined ? yield* Stream.runCount(upToHead) : yield* options.total(from, until)
+    // Counting costs a read of its own: only done for someone who listens to the progress.
+    const total =
+      options.onProgress === undefined
+        ? 0
+        : options.total === undefined
+          ? yield* Stream.runCount(upToHead)
+          : yield* options.total(from, until)
     const started = Date.now()
     let cursor = from
     let done = 0
