@@ -12,7 +12,7 @@ import { Effect, Queue, Result, Schema, Stream } from "effect"
 import * as Bench from "./Bench.ts"
 
 /** Sizes of a full run and of a quick one. */
-const sizes = (quick: boolean) =>
+export const sizes = (quick: boolean) =>
   quick
     ? { reps: 2, seconds: 0.3, loadEvents: 2_000, loadReps: 3, readAllEvents: 10_000 }
     : { reps: 5, seconds: 1.5, loadEvents: 10_000, loadReps: 7, readAllEvents: 100_000 }
@@ -31,6 +31,8 @@ const rawInsert = (rows: number) =>
       `($${r * 6 + 1}, $${r * 6 + 2}, $${r * 6 + 3}::uuid, $${r * 6 + 4}, $${r * 6 + 5}::jsonb, $${r * 6 + 6}::jsonb)`
   ).join(", ")}`
 
+const insertOne = rawInsert(1)
+
 /** The columns Chronicle's reads select, so the raw reads move the same bytes. */
 const eventColumns =
   "global_position, stream_id, version, event_id::text, type, schema_version, data, metadata, recorded_at"
@@ -40,7 +42,8 @@ const metadata = { correlationId: "bench" }
 const dataJson = JSON.stringify(data)
 const metadataJson = JSON.stringify(metadata)
 
-const events = (count: number): ReadonlyArray<Envelope.EventData> =>
+/** `count` new events with random ids and the bench's small payload. */
+export const events = (count: number): ReadonlyArray<Envelope.EventData> =>
   Array.from({ length: count }, () => ({
     eventId: crypto.randomUUID(),
     type: "ItemAdded",
@@ -61,10 +64,14 @@ const rawParams = (stream: string, count: number) =>
 
 let streams = 0
 /** A stream name no one has used in this run. */
-const newStream = (category: string) => `${category}-${++streams}`
+export const newStream = (category: string) => `${category}-${++streams}`
+
+/** The raw side's unit of work: one row in its own autocommit transaction, through a prepared statement. */
+export const rawInsertOne = (sql: PgClient.PgClient) =>
+  Effect.suspend(() => Effect.as(sql.unsafe(insertOne, rawParams(newStream("raw"), 1)), 1))
 
 /** Chronicle's schema, the raw table and a store on a `PgClient` (the same client serves both sides). */
-const setup = Effect.gen(function* () {
+export const setup = Effect.gen(function* () {
   const sql = yield* PgClient.PgClient
   yield* PgMigrations.run
   yield* sql.unsafe(createRawTable)
@@ -79,11 +86,10 @@ const appends: Bench.Section = {
     Effect.gen(function* () {
       const { reps, seconds } = sizes(quick)
       const { sql, store } = yield* setup
-      const insertOne = rawInsert(1)
       const insertTen = rawInsert(10)
       const appendNew = (count: number) =>
         Effect.as(store.append(newStream("bench"), events(count), ExpectedVersion.noStream), count)
-      const rawOne = Effect.suspend(() => Effect.as(sql.unsafe(insertOne, rawParams(newStream("raw"), 1)), 1))
+      const rawOne = rawInsertOne(sql)
       const rawTen = Effect.suspend(() => Effect.as(sql.unsafe(insertTen, rawParams(newStream("raw"), 10)), 10))
       // Warm-up: opens the pool's connections and prepares the statements on them.
       yield* Bench.throughput(32, seconds / 2, () => appendNew(1))
@@ -304,8 +310,7 @@ const notify: Bench.Section = {
       // A listener, as a subscribing app would have: NOTIFY's cost includes delivering to it.
       const notifications = yield* sql.listen("bench_events")
       yield* Effect.forkScoped(Effect.forever(Queue.take(notifications)))
-      const insertOne = rawInsert(1)
-      const insert = Effect.suspend(() => Effect.as(sql.unsafe(insertOne, rawParams(newStream("raw"), 1)), 1))
+      const insert = rawInsertOne(sql)
       const insertNotify = Effect.suspend(() =>
         Effect.as(
           sql.unsafe(

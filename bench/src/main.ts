@@ -7,6 +7,7 @@
 import { EmbeddedPostgres } from "@chronicle/testing"
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect } from "effect"
+import * as AppendPrototype from "./appendPrototype.ts"
 import * as Bench from "./Bench.ts"
 import * as EventStoreBench from "./eventStore.ts"
 import * as EvolutionBench from "./evolution.ts"
