@@ -16,6 +16,7 @@ import * as ProjectionsBench from "./projections.ts"
 /** Every section, in the order they run; a new section is one more line here. */
 const sections: ReadonlyArray<Bench.Section> = [
   ...EventStoreBench.sections,
+  AppendPrototype.section,
   ...EvolutionBench.sections,
   ...ProjectionsBench.sections
 ]
