@@ -12,12 +12,14 @@ import * as Bench from "./Bench.ts"
 import * as EventStoreBench from "./eventStore.ts"
 import * as EvolutionBench from "./evolution.ts"
 import * as ProjectionsBench from "./projections.ts"
+import * as SnapshotsBench from "./snapshots.ts"
 
 /** Every section, in the order they run; a new section is one more line here. */
 const sections: ReadonlyArray<Bench.Section> = [
   ...EventStoreBench.sections,
   AppendPrototype.section,
   ...EvolutionBench.sections,
+  ...SnapshotsBench.sections,
   ...ProjectionsBench.sections
 ]
 
