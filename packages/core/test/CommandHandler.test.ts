@@ -1,0 +1,247 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Result, Schema, Stream } from "effect"
+import * as Aggregate from "../src/Aggregate.ts"
+import * as CommandHandler from "../src/CommandHandler.ts"
+import * as Decider from "../src/Decider.ts"
+import * as EventId from "../src/EventId.ts"
+import * as EventStore from "../src/EventStore.ts"
+import * as ExpectedVersion from "../src/ExpectedVersion.ts"
+import * as StreamName from "../src/StreamName.ts"
+
+// A bank account: deposits, withdrawals within the balance, and closing, which pays out what is left.
+const amount = Schema.Int.check(Schema.isGreaterThan(0))
+const Deposited = Schema.TaggedStruct("Deposited", { amount })
+const Withdrawn = Schema.TaggedStruct("Withdrawn", { amount })
+const Closed = Schema.TaggedStruct("Closed", {})
+const Event = Schema.Union([Deposited, Withdrawn, Closed])
+type Event = typeof Event.Type
+const Command = Schema.TaggedUnion({
+  Deposit: { amount: Schema.Int },
+  Withdraw: { amount: Schema.Int },
+  Close: {}
+})
+type Command = typeof Command.Type
+interface State {
+  readonly balance: number
+  readonly closed: boolean
+}
+class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()("InsufficientFunds", {
+  balance: Schema.Int
+}) {}
+
+const Account = Aggregate.make({
+  category: "account",
+  commands: Command,
+  events: Event,
+  decider: Decider.make({
+    initialState: { balance: 0, closed: false } as State,
+    decide: (command: Command, { balance }: State): Result.Result<ReadonlyArray<Event>, InsufficientFunds> => {
+      switch (command._tag) {
+        case "Deposit": // a zero deposit changes nothing
+          return Result.succeed(command.amount === 0 ? [] : [Deposited.make({ amount: command.amount })])
+        case "Withdraw":
+          return command.amount > balance
+            ? Result.fail(new InsufficientFunds({ balance }))
+            : Result.succeed([Withdrawn.make({ amount: command.amount })])
+        case "Close":
+          return Result.succeed([...(balance > 0 ? [Withdrawn.make({ amount: balance })] : []), Closed.make({})])
+      }
+    },
+    evolve: (state: State, event: Event): State => {
+      switch (event._tag) {
+        case "Deposited":
+          return { ...state, balance: state.balance + event.amount }
+        case "Withdrawn":
+          return { ...state, balance: state.balance - event.amount }
+        case "Closed":
+          return { ...state, closed: true }
+      }
+    },
+    isTerminal: (state: State) => state.closed
+  })
+})
+
+const deposit = (amount: number): Command => ({ _tag: "Deposit", amount })
+const close: Command = { _tag: "Close" }
+const handle = (command: Command, options?: CommandHandler.HandleOptions) =>
+  CommandHandler.handle(Account, "1", command, options)
+const stored = EventStore.EventStore.use((store) => Stream.runCollect(store.readStream("account-1")))
+const storedEvents = Effect.map(stored, (events) =>
+  events.map((recorded) => Result.getOrThrow(Account.events.decode(recorded)))
+)
+
+/**
+ * An in-memory store in which another writer can get in first: before each of our next `rivals` appends, a rival
+ * handler deposits 5 into the same account through the same store. Counts our append attempts.
+ */
+const contested = Effect.gen(function* () {
+  const inner = yield* EventStore.makeMemory
+  const counts = { rivals: 0, appends: 0 }
+  const rival = (stream: string) =>
+    CommandHandler.handle(Account, StreamName.id(stream), deposit(5)).pipe(
+      Effect.provideService(EventStore.EventStore, inner),
+      Effect.orDie
+    )
+  const store = EventStore.EventStore.of({
+    ...inner,
+    append: (stream, events, expected) =>
+      Effect.suspend(() => {
+        counts.appends++
+        return Effect.andThen(counts.rivals-- > 0 ? rival(stream) : Effect.void, inner.append(stream, events, expected))
+      })
+  })
+  return { store, counts }
+})
+
+describe("CommandHandler", () => {
+  it.effect("handles a command: loads the stream, decides, appends at the loaded version", () =>
+    Effect.gen(function* () {
+      const first = yield* handle(deposit(10))
+      assert.deepStrictEqual(first, {
+        stream: "account-1",
+        events: [Deposited.make({ amount: 10 })],
+        state: { balance: 10, closed: false },
+        version: 1,
+        written: 1
+      })
+      const second = yield* handle({ _tag: "Withdraw", amount: 4 })
+      assert.deepStrictEqual([second.state, second.version], [{ balance: 6, closed: false }, 2])
+      const loaded = yield* CommandHandler.load(Account, "1")
+      assert.deepStrictEqual([loaded.state, loaded.version], [{ balance: 6, closed: false }, 2])
+      assert.deepStrictEqual(yield* storedEvents, [Deposited.make({ amount: 10 }), Withdrawn.make({ amount: 4 })])
+    }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+
+  it.effect(
+    "a refusal is the domain's typed error and writes nothing; a command that decides nothing writes nothing",
+    () =>
+      Effect.gen(function* () {
+        const refused = yield* Effect.flip(handle({ _tag: "Withdraw", amount: 5 }))
+        assert.deepStrictEqual(refused, new InsufficientFunds({ balance: 0 }))
+        const unchanged = yield* handle(deposit(0))
+        assert.deepStrictEqual([unchanged.events, unchanged.version, unchanged.written], [[], 0, 0])
+        assert.deepStrictEqual(yield* stored, [])
+      }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+
+  it.effect("after a concurrent write it reloads and decides again on the new state", () =>
+    Effect.gen(function* () {
+      const { store, counts } = yield* contested
+      yield* Effect.gen(function* () {
+        yield* handle(deposit(10))
+        counts.rivals = 1
+        counts.appends = 0
+        const closed = yield* handle(close)
+        assert.strictEqual(counts.appends, 2)
+        // Decided again after the rival's deposit: the payout is 15, not the 10 of the first attempt.
+        assert.deepStrictEqual(closed.events, [Withdrawn.make({ amount: 15 }), Closed.make({})])
+        assert.deepStrictEqual([closed.state, closed.version], [{ balance: 0, closed: true }, 4])
+        assert.deepStrictEqual(yield* storedEvents, [
+          Deposited.make({ amount: 10 }),
+          Deposited.make({ amount: 5 }),
+          Withdrawn.make({ amount: 15 }),
+          Closed.make({})
+        ])
+      }).pipe(Effect.provideService(EventStore.EventStore, store))
+    })
+  )
+
+  it.effect("gives up with the ConcurrencyError after maxRetries, having written nothing of its own", () =>
+    Effect.gen(function* () {
+      const { store, counts } = yield* contested
+      counts.rivals = 100
+      yield* Effect.gen(function* () {
+        const error = yield* Effect.flip(handle(deposit(1), { maxRetries: 2 }))
+        assert.strictEqual(error._tag, "ConcurrencyError")
+        assert.strictEqual(counts.appends, 3)
+        assert.deepStrictEqual(yield* storedEvents, [
+          Deposited.make({ amount: 5 }),
+          Deposited.make({ amount: 5 }),
+          Deposited.make({ amount: 5 })
+        ])
+      }).pipe(Effect.provideService(EventStore.EventStore, store))
+    })
+  )
+
+  it.effect("concurrent handlers of one aggregate all get through, each on the state the others left", () =>
+    Effect.gen(function* () {
+      const inner = yield* EventStore.makeMemory
+      let conflicts = 0
+      // Yields before appending, as a database round trip would, so that the handlers' loads and appends interleave.
+      const store = EventStore.EventStore.of({
+        ...inner,
+        append: (stream, events, expected) =>
+          Effect.andThen(Effect.yieldNow, inner.append(stream, events, expected)).pipe(
+            Effect.tapError((error) => Effect.sync(() => error._tag === "ConcurrencyError" && conflicts++))
+          )
+      })
+      yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => i + 1),
+        (n) => handle(deposit(n), { maxRetries: 50 }),
+        {
+          concurrency: "unbounded",
+          discard: true
+        }
+      ).pipe(Effect.provideService(EventStore.EventStore, store))
+      const loaded = yield* CommandHandler.load(Account, "1").pipe(Effect.provideService(EventStore.EventStore, inner))
+      assert.deepStrictEqual([loaded.state.balance, loaded.version], [210, 20])
+      assert.isAbove(conflicts, 0, "the handlers never raced, so no retry was exercised")
+    })
+  )
+
+  it.effect("a command id makes a re-sent command write nothing, at once or after other commands", () =>
+    Effect.gen(function* () {
+      const first = yield* handle(deposit(10), { commandId: "command-1" })
+      assert.strictEqual(first.written, 1)
+      const again = yield* handle(deposit(10), { commandId: "command-1" })
+      assert.deepStrictEqual(again, { ...first, events: [], written: 0 })
+      yield* handle(deposit(5), { commandId: "command-2" })
+      const later = yield* handle(deposit(10), { commandId: "command-1" })
+      assert.deepStrictEqual([later.written, later.version, later.state.balance], [0, 2, 15])
+      const events = yield* stored
+      assert.deepStrictEqual(
+        events.map((event) => event.eventId),
+        [EventId.fromCommand("account-1", "command-1", 0), EventId.fromCommand("account-1", "command-2", 0)]
+      )
+    }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+
+  it.effect("a closed stream refuses commands with StreamClosed, but a re-sent command is still a no-op", () =>
+    Effect.gen(function* () {
+      yield* handle(deposit(10))
+      yield* handle(close, { commandId: "closing" })
+      const error = yield* Effect.flip(handle(deposit(1)))
+      assert.deepStrictEqual(error, new CommandHandler.StreamClosed({ stream: "account-1", version: 3 }))
+      assert.strictEqual((yield* handle(close, { commandId: "closing" })).written, 0)
+    }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+
+  it.effect("stores the metadata with every event, and the command id as causation id unless one is given", () =>
+    Effect.gen(function* () {
+      yield* handle(deposit(10), { commandId: "deposit-1", metadata: { causationId: "event-7" } })
+      yield* handle(close, { commandId: "close-1", metadata: { correlationId: "correlation-1", tenant: "acme" } })
+      assert.deepStrictEqual(
+        (yield* stored).map((event) => event.metadata),
+        [
+          { causationId: "event-7" },
+          { correlationId: "correlation-1", tenant: "acme", causationId: "close-1" },
+          { correlationId: "correlation-1", tenant: "acme", causationId: "close-1" }
+        ]
+      )
+    }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+
+  it.effect("a stored event that does not decode fails the command with EventDecodeError", () =>
+    Effect.gen(function* () {
+      yield* EventStore.EventStore.use((store) =>
+        store.append(
+          "account-1",
+          [{ eventId: EventId.random(), type: "Deposited", schemaVersion: 1, data: { amount: -1 }, metadata: {} }],
+          ExpectedVersion.noStream
+        )
+      )
+      const error = yield* Effect.flip(handle(deposit(1)))
+      assert.deepStrictEqual([error._tag, (error as { readonly version?: number }).version], ["EventDecodeError", 1])
+    }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+})
