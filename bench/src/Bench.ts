@@ -193,7 +193,9 @@ export const table = (rows: ReadonlyArray<Row>): string => {
     ...rows.map(
       (r) =>
         `| ${r.figure} | ${format(r.ours, r.unit)} ${r.unit} | ${r.baseline} | ${format(r.raw, r.unit)} ${r.unit} | ${r.ratio.toFixed(2)} | ${
-          r.target === undefined ? "" : `≥ ${r.target.toFixed(2)} ${r.ratio >= r.target ? "met" : "missed"}`
+          r.target === undefined
+            ? ""
+            : `${r.unit === "ms" ? `≤ ${(1 / r.target).toFixed(1)}× raw time` : `≥ ${r.target.toFixed(2)} of raw`}: ${r.ratio >= r.target ? "met" : "missed"}`
         } |`
     ),
     "",

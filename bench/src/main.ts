@@ -49,9 +49,8 @@ const program = Effect.gen(function* () {
     )
   }
   const url = yield* serverUrl
-  yield* Console.log(
-    `${yield* Bench.machine(url)}\n${quick ? "Quick run (small sizes): " : ""}${selected.length} section(s)\n`
-  )
+  const machine = yield* Bench.machine(url)
+  yield* Console.log(`${machine}\n${quick ? "Quick run (small sizes): " : ""}${selected.length} section(s)\n`)
   const rows: Array<Bench.Row> = []
   const failed: Array<string> = []
   const started = performance.now()
@@ -71,7 +70,9 @@ const program = Effect.gen(function* () {
     rows.push(...sectionRows)
     yield* Console.log(`  (${((performance.now() - sectionStarted) / 1000).toFixed(1)} s)\n`)
   }
-  yield* Console.log(`\n${Bench.table(rows)}\n\nTotal ${((performance.now() - started) / 1000).toFixed(0)} s`)
+  yield* Console.log(
+    `\n${machine}\n\n${Bench.table(rows)}\n\nTotal ${((performance.now() - started) / 1000).toFixed(0)} s`
+  )
   if (failed.length > 0) return yield* Effect.fail(new Error(`sections failed: ${failed.join(", ")}`))
 })
 
