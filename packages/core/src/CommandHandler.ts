@@ -20,7 +20,7 @@ import * as Decider from "./Decider.ts"
 import type { Metadata } from "./Envelope.ts"
 import * as EventCodec from "./EventCodec.ts"
 import * as EventId from "./EventId.ts"
-import { type AppendError, EventStore, type EventStoreError } from "./EventStore.ts"
+import { type AppendError, ConcurrencyError, EventStore, type EventStoreError } from "./EventStore.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
 import * as SnapshotCodec from "./SnapshotCodec.ts"
 import { SnapshotPolicy } from "./SnapshotPolicy.ts"
@@ -237,7 +237,8 @@ export const handle = <C, E extends EventCodec.Tagged, S, Err>(
       metadata
     })
     const result = yield* (yield* EventStore).append(stream, data, ExpectedVersion.exact(version))
-    if (result.written === 0) return { ...unchanged, version: result.version }
+    // A repeat the store recognised: its events were stored before this load, so the loaded state already holds them.
+    if (result.written === 0) return unchanged
     const after = Decider.fold(decider, events, state)
     yield* snapshotIfDue(aggregate.state, loaded, {
       state: after,
@@ -249,7 +250,7 @@ export const handle = <C, E extends EventCodec.Tagged, S, Err>(
   return attempt.pipe(
     Effect.retry({
       schedule: Schedule.recurs(options.maxRetries ?? 3),
-      while: (error) => (error as { readonly _tag?: unknown })._tag === "ConcurrencyError"
+      while: (error) => error instanceof ConcurrencyError
     })
   )
 }
