@@ -39,12 +39,12 @@ export const catchUpThenLive = <E>(
 ): Stream.Stream<RecordedEvent, E> =>
   Stream.suspend(() => {
     let cursor = after
+    // Moves the cursor a page at a time: `Stream.tap` would split every page into one-event chunks.
     const drain = Stream.suspend(() => catchUp(readPage, cursor, pageSize)).pipe(
-      Stream.tap((event) =>
-        Effect.sync(() => {
-          cursor = event.position
-        })
-      )
+      Stream.mapArray((page) => {
+        cursor = page[page.length - 1]!.position
+        return page
+      })
     )
     const ticks = Stream.merge(wakeups, Stream.fromSchedule(Schedule.spaced(pollInterval))).pipe(
       Stream.buffer({ capacity: 1, strategy: "dropping" })
