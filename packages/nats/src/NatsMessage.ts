@@ -6,7 +6,7 @@
  * and `Chronicle-Metadata` (all the metadata, as JSON). `decode` turns a received message back into the event.
  */
 import { Envelope, StreamName } from "@chronicle/core"
-import { type Msg, type MsgHdrs, headers as makeHeaders } from "@nats-io/transport-node"
+import { type MsgHdrs, headers as makeHeaders } from "@nats-io/transport-node"
 import { Result, Schema } from "effect"
 
 /** A received message is not a Chronicle event: a header is missing or malformed. */
@@ -66,9 +66,11 @@ const required: ReadonlyArray<string> = Object.values(Header).filter(
 )
 
 /** Reads the event back from a message that a Chronicle publisher sent (a core `Msg` or a JetStream `JsMsg`). */
-export const decode = (
-  message: Pick<Msg, "subject" | "data" | "headers">
-): Result.Result<Envelope.RecordedEvent, InvalidMessage> => {
+export const decode = (message: {
+  readonly subject: string
+  readonly data: Uint8Array
+  readonly headers?: MsgHdrs | undefined
+}): Result.Result<Envelope.RecordedEvent, InvalidMessage> => {
   const fail = (reason: string) => Result.fail(new InvalidMessage({ subject: message.subject, reason }))
   const read = (name: string) => message.headers?.get(name) ?? ""
   const missing = required.filter((name) => read(name) === "")
