@@ -63,6 +63,18 @@ const stockWith = (changes: Partial<Decider.Decider<Command, Event, State, OutOf
   Aggregate.make({ category: "stock", commands: Command, events: Event, state, decider: { ...decider, ...changes } })
 const Stock = stockWith({})
 
+// Broken stocks, one bug each: shipping more than is held, shipping nothing, and deciding after closing.
+const shipping = (quantity: (command: { readonly quantity: number }) => number) =>
+  stockWith({
+    decide: (command, state) =>
+      command._tag === "Ship" && !state.closed
+        ? Result.succeed([{ _tag: "Shipped", sku: command.sku, quantity: quantity(command) }])
+        : decide(command, state)
+  })
+const overselling = shipping((command) => command.quantity)
+const emptyShipments = shipping(() => 0)
+const reopening = stockWith({ decide: (command, state) => decide(command, { ...state, closed: false }) })
+
 const invariants = { "stock is never negative": (state: State) => [...state.items.values()].every((n) => n >= 0) }
 const small = { runs: 200 }
 
@@ -113,12 +125,6 @@ describe("DeciderProperties", () => {
 
   it.effect("invariants: fails with the shrunk command sequence when a state breaks one", () =>
     Effect.gen(function* () {
-      const overselling = stockWith({
-        decide: (command, state) =>
-          command._tag === "Ship" && !state.closed
-            ? Result.succeed([Shipped.make({ sku: command.sku, quantity: command.quantity })])
-            : decide(command, state)
-      })
       const error = yield* failure(DeciderProperties.invariants(overselling, { ...small, invariants }))
       assert.strictEqual(error.law, "invariants hold in every reachable state")
       assert.include(error.message, `invariant "stock is never negative" is false after`)
@@ -128,12 +134,6 @@ describe("DeciderProperties", () => {
 
   it.effect("a failure replays from its token", () =>
     Effect.gen(function* () {
-      const overselling = stockWith({
-        decide: (command, state) =>
-          command._tag === "Ship" && !state.closed
-            ? Result.succeed([Shipped.make({ sku: command.sku, quantity: command.quantity })])
-            : decide(command, state)
-      })
       const first = yield* failure(DeciderProperties.invariants(overselling, { ...small, invariants }))
       const replay = /Replay: (.*)/.exec(first.report)![1]!
       const again = yield* failure(DeciderProperties.invariants(overselling, { invariants, replay }))
@@ -183,12 +183,6 @@ describe("DeciderProperties", () => {
 
   it.effect("eventsRoundTrip: fails when a decided event does not satisfy the event schema", () =>
     Effect.gen(function* () {
-      const emptyShipments = stockWith({
-        decide: (command, state) =>
-          command._tag === "Ship" && !state.closed
-            ? Result.succeed([{ ...Shipped.make({ sku: command.sku, quantity: command.quantity }), quantity: 0 }])
-            : decide(command, state)
-      })
       const error = yield* failure(DeciderProperties.eventsRoundTrip(emptyShipments, small))
       assert.include(error.message, "cannot be encoded")
     })
@@ -205,12 +199,6 @@ describe("DeciderProperties", () => {
 
   it.effect("resentCommandsWriteNothing: fails when the handler cannot store what the decider decides", () =>
     Effect.gen(function* () {
-      const emptyShipments = stockWith({
-        decide: (command, state) =>
-          command._tag === "Ship" && !state.closed
-            ? Result.succeed([{ ...Shipped.make({ sku: command.sku, quantity: command.quantity }), quantity: 0 }])
-            : decide(command, state)
-      })
       const error = yield* failure(DeciderProperties.resentCommandsWriteNothing(emptyShipments, small))
       assert.include(error.message, "EventEncodeError")
     })
@@ -218,7 +206,6 @@ describe("DeciderProperties", () => {
 
   it.effect("terminalStatesDecideNothing: fails when a closed stock still decides events", () =>
     Effect.gen(function* () {
-      const reopening = stockWith({ decide: (command, state) => decide(command, { ...state, closed: false }) })
       const error = yield* failure(DeciderProperties.terminalStatesDecideNothing(reopening, small))
       assert.include(error.message, "in the terminal state")
     })
@@ -226,7 +213,6 @@ describe("DeciderProperties", () => {
 
   it.effect("checkAll fails with the first law that does not hold", () =>
     Effect.gen(function* () {
-      const reopening = stockWith({ decide: (command, state) => decide(command, { ...state, closed: false }) })
       const error = yield* failure(DeciderProperties.checkAll(reopening, small))
       assert.strictEqual(error.law, "terminal states decide nothing")
     })
