@@ -15,7 +15,7 @@ import * as Bench from "./Bench.ts"
 export const sizes = (quick: boolean) =>
   quick
     ? { reps: 2, seconds: 0.3, loadEvents: 2_000, loadReps: 3, readAllEvents: 10_000 }
-    : { reps: 5, seconds: 1, loadEvents: 10_000, loadReps: 7, readAllEvents: 100_000 }
+    : { reps: 5, seconds: 1, loadEvents: 10_000, loadReps: 15, readAllEvents: 100_000 }
 
 /** The raw side's table: the columns of an event, a bigint key, and no other index or constraint. */
 const createRawTable = `CREATE TABLE raw_events (
