@@ -231,7 +231,8 @@ export const foldReproducesState = <C, E extends EventCodec.Tagged, S, Err>(
       const states = [aggregate.decider.initialState, ...steps.map((step) => step.after)]
       const changed = states.findIndex((state, index) => show(state) !== printed[index])
       if (changed !== -1) {
-        return `a state changed after it was reached: ${printed[changed]} became ${show(states[changed])} (decide and evolve must not mutate their inputs)`
+        const [was, became] = [printed[changed], show(states[changed])]
+        return `a state changed after it was reached: ${was} became ${became} (decide and evolve must not mutate)`
       }
       const events = steps.flatMap((step) => step.events)
       const reached = states.at(-1)
@@ -305,7 +306,8 @@ export const idempotentCommands = <C, E extends EventCodec.Tagged, S, Err>(
         if (events.length === 0 || !idempotent(command, before)) continue
         const again = aggregate.decider.decide(command, after)
         if (Result.isSuccess(again) && again.success.length > 0) {
-          return `${show(command)} is idempotent in ${show(before)}, yet deciding it again decided ${show(again.success)}`
+          const decided = show(again.success)
+          return `${show(command)} is idempotent in ${show(before)}, yet deciding it again decided ${decided}`
         }
       }
       return undefined
@@ -355,9 +357,8 @@ export const resentCommandsWriteNothing = <C, E extends EventCodec.Tagged, S, Er
           const written = yield* send(command, commandId)
           const after = yield* Effect.orDie(store.streamVersion(stream))
           if (written !== 0 || after !== version) {
-            return yield* new LawBroken({
-              message: `re-sending ${show(command)} as ${commandId} wrote ${written} event(s), version ${version} → ${after}`
-            })
+            const wrote = `wrote ${written} event(s): version ${version} → ${after}`
+            return yield* new LawBroken({ message: `re-sending ${show(command)} as ${commandId} ${wrote}` })
           }
         })
         const handled: Array<readonly [C, string]> = []

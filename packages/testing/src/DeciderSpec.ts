@@ -15,7 +15,7 @@ import { Formatter, Result } from "effect"
 
 /** The assertions that end a spec, about the command given to `when`. */
 export interface Then<Event, State, Error> {
-  /** Asserts that the command is accepted and decides exactly `events`, in order; `[]` asserts that it changes nothing. */
+  /** Asserts that the command is accepted and decides exactly `events`, in order (`[]`: it changes nothing). */
   readonly then: (events: ReadonlyArray<Event>) => void
   /**
    * Asserts that the command is refused: with an error equal to `expected`, with one `expected` accepts when it is a
@@ -53,7 +53,7 @@ const whenIn =
       })
     }
     return {
-      // biome-ignore lint/suspicious/noThenProperty: `then(events)` is the given/when/then vocabulary the spec is named after
+      // biome-ignore lint/suspicious/noThenProperty: `then(events)` is the given/when/then vocabulary of specs
       then: (events) => deepStrictEqual(accepted(events), events),
       thenFails: (expected) => {
         if (Result.isSuccess(decided)) {
