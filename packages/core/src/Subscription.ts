@@ -46,11 +46,11 @@ export const catchUpThenLive = <E>(
         return page
       })
     )
-    const ticks = Stream.merge(wakeups, Stream.fromSchedule(Schedule.spaced(pollInterval))).pipe(
-      Stream.buffer({ capacity: 1, strategy: "dropping" })
-    )
-    return Stream.concat(
-      drain,
-      Stream.flatMap(ticks, () => drain)
-    )
+    // The first tick starts the catch-up; wake-ups are listened to from the start, so an append that lands while
+    // the catch-up runs is not left waiting for the next poll.
+    const ticks = Stream.merge(
+      wakeups,
+      Stream.concat(Stream.succeed(undefined), Stream.fromSchedule(Schedule.spaced(pollInterval)))
+    ).pipe(Stream.buffer({ capacity: 1, strategy: "dropping" }))
+    return Stream.flatMap(ticks, () => drain)
   })

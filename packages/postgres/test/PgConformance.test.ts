@@ -1,0 +1,11 @@
+import { PgEventStore, PgMigrations } from "@chronicle/postgres"
+import { PgTest, StoreConformance } from "@chronicle/testing"
+import { Layer } from "effect"
+
+StoreConformance.suite(
+  "PgEventStore",
+  PgEventStore.layer({ pollInterval: "100 millis" }).pipe(
+    Layer.provideMerge(PgMigrations.layer),
+    Layer.provideMerge(PgTest.layer({ maxConnections: 24 }))
+  )
+)
