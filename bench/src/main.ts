@@ -11,6 +11,7 @@ import * as AppendPrototype from "./appendPrototype.ts"
 import * as Bench from "./Bench.ts"
 import * as EventStoreBench from "./eventStore.ts"
 import * as EvolutionBench from "./evolution.ts"
+import * as OutboxBench from "./outbox.ts"
 import * as ProjectionsBench from "./projections.ts"
 import * as SnapshotsBench from "./snapshots.ts"
 
@@ -20,7 +21,8 @@ const sections: ReadonlyArray<Bench.Section> = [
   AppendPrototype.section,
   ...EvolutionBench.sections,
   ...SnapshotsBench.sections,
-  ...ProjectionsBench.sections
+  ...ProjectionsBench.sections,
+  ...OutboxBench.sections
 ]
 
 const args = process.argv.slice(2)

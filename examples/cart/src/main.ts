@@ -1,14 +1,16 @@
 /**
  * `pnpm demo`: a cart's life on a real Postgres. Starts an embedded Postgres 18 (or uses `DATABASE_URL`), applies
  * Chronicle's migrations, handles a few commands — one refused, one re-sent — and prints the cart's event history
- * with global positions and the state after each event.
+ * with global positions and the state after each event. With `NATS_URL` set, an outbox also publishes the cart's
+ * events to NATS JetStream (subjects `chronicle.cart.<type>`) and the demo prints what JetStream acknowledged.
  */
-import { CommandHandler, Decider, EventStore } from "@chronicle/core"
-import { PgEventStore, PgMigrations } from "@chronicle/postgres"
+import { CheckpointStore, CommandHandler, Decider, EventStore, Outbox } from "@chronicle/core"
+import { NatsMessage, NatsPublisher } from "@chronicle/nats"
+import { PgCheckpointStore, PgEventStore, PgLease, PgMigrations } from "@chronicle/postgres"
 import { EmbeddedPostgres } from "@chronicle/testing"
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
-import { Console, Effect, Layer, Redacted, Stream } from "effect"
+import { Console, Effect, Layer, Redacted, Schedule, Stream } from "effect"
 import { Cart, type Command, type State } from "./Cart.ts"
 
 /** The database URL: `DATABASE_URL`, or a throw-away embedded server that stops when the demo ends. */
@@ -38,6 +40,20 @@ const send = (id: string, command: Command, commandId?: string) =>
     })
   )
 
+/** Runs the outbox until JetStream has acknowledged every event of `stream`, and prints their subjects. */
+const publishToNats = (servers: string, stream: string) =>
+  Effect.gen(function* () {
+    yield* Console.log(`\nPublishing through the outbox to NATS JetStream at ${servers}:`)
+    yield* Layer.build(Outbox.layer({ categories: ["cart"] }).pipe(Layer.provide(NatsPublisher.layer({ servers }))))
+    const store = yield* EventStore.EventStore
+    const events = yield* Stream.runCollect(store.readStream(stream))
+    const last = events.at(-1)?.position ?? 0n
+    yield* CheckpointStore.CheckpointStore.use((checkpoints) => checkpoints.load("outbox")).pipe(
+      Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (position) => position >= last })
+    )
+    for (const event of events) yield* Console.log(`  acknowledged  ${NatsMessage.subject(event)}  ${event.eventId}`)
+  }).pipe(Effect.scoped)
+
 const program = Effect.gen(function* () {
   const cartId = crypto.randomUUID().slice(0, 8)
   yield* Console.log(`\nCommands for cart-${cartId}:`)
@@ -65,9 +81,11 @@ const program = Effect.gen(function* () {
       )
     })
   )
+  const natsUrl = process.env.NATS_URL
+  if (natsUrl !== undefined && natsUrl !== "") yield* publishToNats(natsUrl, `cart-${cartId}`)
 })
 
-const StoreLive = PgEventStore.layer().pipe(
+const StoreLive = Layer.mergeAll(PgEventStore.layer(), PgCheckpointStore.layer, PgLease.layer()).pipe(
   Layer.provideMerge(PgMigrations.layer),
   Layer.provideMerge(
     Layer.unwrap(Effect.map(databaseUrl, (url) => PgClient.layer({ url: Redacted.make(url), maxConnections: 4 })))

@@ -67,6 +67,8 @@ export const run = (options: Options = {}): Effect.Effect<never, never, Dependen
           ...(options.types === undefined ? {} : { types: options.types })
         })
         .pipe(
+          // Reads the next pages while a batch awaits the broker's acknowledgements.
+          Stream.bufferArray({ capacity: 2 }),
           Stream.runForEachArray((batch) =>
             Effect.gen(function* () {
               yield* publisher.publish(batch).pipe(Effect.tapError(warn("publication failed")), Effect.retry(backoff))
