@@ -1,6 +1,6 @@
 export * as PgCheckpointStore from "./PgCheckpointStore.ts"
-export * as PgEventMigration from "./PgEventMigration.ts"
 export * as PgDeadLetters from "./PgDeadLetters.ts"
+export * as PgEventMigration from "./PgEventMigration.ts"
 export * as PgEventStore from "./PgEventStore.ts"
 export * as PgInbox from "./PgInbox.ts"
 export * as PgKeyStore from "./PgKeyStore.ts"
