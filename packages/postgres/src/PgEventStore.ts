@@ -72,45 +72,78 @@ const attempts = 20
 /** Capped exponential backoff for reconnecting after the database went away. */
 const reconnect = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")])
 
-/** The SQL predicate that checks an expected version against `cur.v` (the stream's current version). */
-const expectation = (expected: ExpectedVersion.ExpectedVersion) => {
-  switch (expected._tag) {
-    case "Any":
-      return "true"
-    case "NoStream":
-      return "cur.v = 0"
-    case "StreamExists":
-      return "cur.v > 0"
-    case "Exact":
-      return "cur.v = $8"
-  }
+/** The shape of an append, which picks its statement. */
+interface AppendShape {
+  readonly expected: ExpectedVersion.ExpectedVersion["_tag"]
+  /** One event: scalar parameters instead of arrays. */
+  readonly single: boolean
+  /** Inside a caller's transaction, which may already hold events, so positions continue after them. */
+  readonly inTransaction: boolean
 }
 
-const appendStatement = (expected: ExpectedVersion.ExpectedVersion) => `
-  WITH tx AS (SELECT pg_current_xact_id()::text::bigint << 20 AS base),
-  cur AS (SELECT coalesce(max(version), 0) AS v FROM chronicle_events WHERE stream_id = $1),
-  slot AS (
-    SELECT coalesce(max(e.global_position) + 1, tx.base) AS next, tx.base
-    FROM tx LEFT JOIN chronicle_events e ON e.global_position >= tx.base AND e.global_position < tx.base + ${transactionSlots}
-    GROUP BY tx.base
-  )
-  INSERT INTO chronicle_events (global_position, stream_id, category, version, event_id, type, schema_version, data, metadata)
-  SELECT slot.next + e.ord - 1, $1, $2, cur.v + e.ord, e.id, e.type, e.schema_version, e.data, e.metadata
-  FROM cur, slot, unnest($3::uuid[], $4::text[], $5::int4[], $6::text[]::jsonb[], $7::text[]::jsonb[])
-    WITH ORDINALITY AS e(id, type, schema_version, data, metadata, ord)
-  WHERE ${expectation(expected)} AND slot.next + $9 <= slot.base + ${transactionSlots}
-  RETURNING global_position, version`
+/**
+ * The append statement for a shape: one INSERT that checks the expectation, numbers the versions and allocates the
+ * positions server-side. Parameters: $1 stream, $2 category, $3 the expected version (0 unless exact), then the
+ * event's fields ($4 id, $5 type, $6 schema version, $7 data, $8 metadata: scalars for one event, arrays for
+ * several), and for several events in a transaction $9 their count.
+ *
+ * - Exact and NoStream need no read of the stream's version: the new versions are `$3 + ordinal`, a probe of version
+ *   `$3` checks the stream got that far, and the unique `(stream_id, version)` index refuses it if it went further.
+ * - Any and StreamExists read the current version (`max(version)`, one backward index step).
+ * - Positions are `(transaction id << 20) + ordinal`. An append in its own transaction starts at the base; in a
+ *   caller's transaction it continues after the events that transaction has already written.
+ */
+const appendStatement = ({ expected, single, inTransaction }: AppendShape): string => {
+  const fromCurrent = expected === "Any" || expected === "StreamExists"
+  const events = single
+    ? "(SELECT 1 AS ord, $4::uuid AS id, $5::text AS type, $6::int4 AS schema_version, $7::jsonb AS data, $8::jsonb AS metadata) e"
+    : `unnest($4::uuid[], $5::text[], $6::int4[], $7::text[]::jsonb[], $8::text[]::jsonb[])
+         WITH ORDINALITY AS e(id, type, schema_version, data, metadata, ord)`
+  const sources = [
+    events,
+    ...(fromCurrent ? ["(SELECT coalesce(max(version), 0) AS v FROM chronicle_events WHERE stream_id = $1) cur"] : []),
+    ...(inTransaction
+      ? [
+          `(SELECT coalesce(max(global_position) + 1, tx.base) AS next, tx.base
+            FROM (SELECT pg_current_xact_id()::text::bigint << 20 AS base) tx
+            LEFT JOIN chronicle_events ON global_position >= tx.base AND global_position < tx.base + ${transactionSlots}
+            GROUP BY tx.base) slot`
+        ]
+      : [])
+  ]
+  const conditions = [
+    expected === "StreamExists"
+      ? "cur.v > 0"
+      : fromCurrent
+        ? "true"
+        : "($3::int4 = 0 OR EXISTS (SELECT 1 FROM chronicle_events WHERE stream_id = $1 AND version = $3::int4))",
+    ...(inTransaction ? [`slot.next + ${single ? "1" : "$9::int4"} <= slot.base + ${transactionSlots}`] : [])
+  ]
+  const position = inTransaction ? "slot.next + e.ord - 1" : "(pg_current_xact_id()::text::bigint << 20) + e.ord - 1"
+  const version = fromCurrent ? "cur.v + e.ord" : "$3::int4 + e.ord"
+  return `INSERT INTO chronicle_events (global_position, stream_id, category, version, event_id, type, schema_version, data, metadata)
+    SELECT ${position}, $1, $2, ${version}, e.id, e.type, e.schema_version, e.data, e.metadata
+    FROM ${sources.join(", ")}
+    WHERE ${conditions.join(" AND ")}
+    RETURNING global_position, version`
+}
+
+/** How long the notifier waits after a NOTIFY before sending the next: appends in between share one. */
+const notifyEvery = "100 millis"
 
 /** Builds the store on the `PgClient` in context; its background fibers live in the caller's scope. */
 export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const sql = yield* PgClient.PgClient
   const channel = options.channel ?? "chronicle_events"
   const pollInterval = options.pollInterval ?? "500 millis"
-  const statements = {
-    Any: appendStatement(ExpectedVersion.any),
-    NoStream: appendStatement(ExpectedVersion.noStream),
-    StreamExists: appendStatement(ExpectedVersion.streamExists),
-    Exact: appendStatement(ExpectedVersion.exact(0))
+  const statements = new Map<string, string>()
+  const statementFor = (shape: AppendShape) => {
+    const key = `${shape.expected}/${shape.single}/${shape.inTransaction}`
+    const known = statements.get(key)
+    if (known !== undefined) return known
+    const statement = appendStatement(shape)
+    statements.set(key, statement)
+    return statement
   }
 
   const storeError = (operation: string, stream?: string) => (cause: SqlError.SqlError) =>
@@ -120,7 +153,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const wakeups = yield* PubSub.sliding<void>(1)
   const appended = yield* PubSub.sliding<void>(1)
   yield* Stream.fromPubSub(appended).pipe(
-    Stream.runForEach(() => sql.notify(channel, "").pipe(Effect.ignore)),
+    Stream.runForEach(() => sql.notify(channel, "").pipe(Effect.ignore, Effect.andThen(Effect.sleep(notifyEvery)))),
     Effect.forkScoped
   )
   yield* Effect.scoped(
@@ -167,22 +200,25 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   ) =>
     Effect.gen(function* () {
       const prepared = yield* Effect.fromResult(EventStore.prepareAppend(stream, events))
-      const params = [
-        stream,
-        StreamName.category(stream),
-        prepared.map(({ event }) => event.eventId),
-        prepared.map(({ event }) => event.type),
-        prepared.map(({ event }) => event.schemaVersion),
-        prepared.map(({ dataJson }) => dataJson),
-        prepared.map(({ metadataJson }) => metadataJson),
-        expected._tag === "Exact" ? expected.version : 0,
-        prepared.length
-      ]
       // Inside a caller's transaction a unique violation would abort it, and the queries that classify the failure
       // with it: there the insert runs under a savepoint (a nested withTransaction), which the violation rolls back.
       const inTransaction = Option.isSome(yield* Effect.serviceOption(sql.transactionService))
+      const single = prepared.length === 1
+      const column = <A>(f: (event: EventStore.PreparedEvent) => A) => (single ? f(prepared[0]!) : prepared.map(f))
+      const params = [
+        stream,
+        StreamName.category(stream),
+        expected._tag === "Exact" ? expected.version : 0,
+        column(({ event }) => event.eventId),
+        column(({ event }) => event.type),
+        column(({ event }) => event.schemaVersion),
+        column(({ dataJson }) => dataJson),
+        column(({ metadataJson }) => metadataJson),
+        ...(inTransaction && !single ? [prepared.length] : [])
+      ]
+      const statement = statementFor({ expected: expected._tag, single, inTransaction })
       for (let attempt = 1; attempt <= attempts; attempt++) {
-        const insert = sql.unsafe<{ global_position: bigint; version: number }>(statements[expected._tag], params)
+        const insert = sql.unsafe<{ global_position: bigint; version: number }>(statement, params)
         const rows = yield* (inTransaction ? sql.withTransaction(insert) : insert).pipe(
           Effect.catchReason("SqlError", "UniqueViolation", () => Effect.succeed([]))
         )
