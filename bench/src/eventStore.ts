@@ -5,7 +5,15 @@
  * reading the whole global log beside a keyset SELECT; and the cost of a NOTIFY inside the writing transaction,
  * which is why Chronicle's append does not send one.
  */
-import { Aggregate, CommandHandler, Decider, type Envelope, EventStore, ExpectedVersion } from "@chronicle/core"
+import {
+  Aggregate,
+  CommandHandler,
+  Decider,
+  type Envelope,
+  EventId,
+  EventStore,
+  ExpectedVersion
+} from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Queue, Result, Schema, Stream } from "effect"
@@ -45,7 +53,7 @@ const metadataJson = JSON.stringify(metadata)
 /** `count` new events with random ids and the bench's small payload. */
 export const events = (count: number): ReadonlyArray<Envelope.EventData> =>
   Array.from({ length: count }, () => ({
-    eventId: crypto.randomUUID(),
+    eventId: EventId.random(),
     type: "ItemAdded",
     schemaVersion: 1,
     data,
@@ -191,7 +199,7 @@ const load: Bench.Section = {
       const stream = `counter-${id}`
       for (let version = 0; version < loadEvents; version += 100) {
         const batch = Array.from({ length: 100 }, () => ({
-          eventId: crypto.randomUUID(),
+          eventId: EventId.random(),
           type: "Incremented",
           schemaVersion: 1,
           data: { by: 1 },

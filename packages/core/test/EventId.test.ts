@@ -5,9 +5,15 @@ const uuid = (version: number) =>
   new RegExp(`^[0-9a-f]{8}-[0-9a-f]{4}-${version}[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 describe("EventId", () => {
-  it("random gives distinct UUID v4s", () => {
+  it("random gives distinct UUID v7s that start with the time they were made", () => {
+    const before = Date.now()
     const ids = Array.from({ length: 100 }, EventId.random)
-    for (const id of ids) assert.match(id, uuid(4))
+    const after = Date.now()
+    for (const id of ids) {
+      assert.match(id, uuid(7))
+      const millis = Number.parseInt(id.replaceAll("-", "").slice(0, 12), 16)
+      assert.isTrue(millis >= before && millis <= after, `${id} carries ${millis}, made between ${before} and ${after}`)
+    }
     assert.strictEqual(new Set(ids).size, 100)
   })
 
