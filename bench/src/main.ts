@@ -7,7 +7,6 @@
 import { EmbeddedPostgres } from "@chronicle/testing"
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect } from "effect"
-import * as AppendPrototype from "./appendPrototype.ts"
 import * as Bench from "./Bench.ts"
 import * as EventStoreBench from "./eventStore.ts"
 import * as EvolutionBench from "./evolution.ts"
@@ -18,7 +17,6 @@ import * as SnapshotsBench from "./snapshots.ts"
 /** Every section, in the order they run; a new section is one more line here. */
 const sections: ReadonlyArray<Bench.Section> = [
   ...EventStoreBench.sections,
-  AppendPrototype.section,
   ...EvolutionBench.sections,
   ...SnapshotsBench.sections,
   ...ProjectionsBench.sections,
