@@ -128,6 +128,23 @@ const appendStatement = ({ expected, single, inTransaction }: AppendShape): stri
     RETURNING global_position, version`
 }
 
+/**
+ * The read-all statement: events after `$1`, below the horizon, in position order, at most `$2`; `$3` the categories
+ * and then the types when filtered. A category filter reads each category through its own
+ * `(category, global_position)` index scan and merges them, so a page costs its own size, not the category's.
+ */
+const readAllStatement = (filters: { readonly categories: boolean; readonly types: boolean }): string => {
+  const types = filters.types ? `AND type = ANY($${filters.categories ? 4 : 3}::text[])` : ""
+  const below = `global_position > $1 AND global_position < (SELECT ${horizon})`
+  return filters.categories
+    ? `SELECT e.* FROM unnest($3::text[]) AS c(category), LATERAL (
+         SELECT ${columns} FROM chronicle_events
+         WHERE category = c.category AND ${below} ${types}
+         ORDER BY global_position LIMIT $2) e
+       ORDER BY e.global_position LIMIT $2`
+    : `SELECT ${columns} FROM chronicle_events WHERE ${below} ${types} ORDER BY global_position LIMIT $2`
+}
+
 /** How long the notifier waits after a NOTIFY before sending the next: appends in between share one. */
 const notifyEvery = "100 millis"
 
@@ -266,24 +283,17 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const readPage =
     (readOptions: EventStore.ReadAllOptions): Subscription.ReadPage<EventStore.EventStoreError> =>
     (after, limit) => {
-      const params: Array<unknown> = [after, limit]
-      const filter = (column: string, values: ReadonlyArray<string> | undefined) => {
-        if (values === undefined) return ""
-        params.push(values)
-        return `AND ${column} = ANY($${params.length}::text[])`
-      }
-      const filters = `${filter("category", readOptions.categories)} ${filter("type", readOptions.types)}`
-      return sql
-        .unsafe<EventRow>(
-          `SELECT ${columns} FROM chronicle_events
-           WHERE global_position > $1 AND global_position < ${horizon} ${filters}
-           ORDER BY global_position LIMIT $2`,
-          params
-        )
-        .pipe(
-          Effect.map((rows) => rows.map(toRecorded)),
-          Effect.mapError(storeError("readAll"))
-        )
+      const categories = readOptions.categories === undefined ? undefined : [...new Set(readOptions.categories)]
+      const params: Array<unknown> = [after, limit, ...(categories === undefined ? [] : [categories])]
+      if (readOptions.types !== undefined) params.push(readOptions.types)
+      const statement = readAllStatement({
+        categories: categories !== undefined,
+        types: readOptions.types !== undefined
+      })
+      return sql.unsafe<EventRow>(statement, params).pipe(
+        Effect.map((rows) => rows.map(toRecorded)),
+        Effect.mapError(storeError("readAll"))
+      )
     }
 
   const streamVersion = (stream: string) =>
