@@ -24,6 +24,9 @@ interface KeyRow {
 /** How many times `keysFor` re-reads when a concurrent writer created a subject's key between its two reads. */
 const attempts = 3
 
+/** How many unwrapped keys a store keeps in memory, so reads do not unwrap the same key page after page. */
+const unwrappedCacheSize = 10_000
+
 /** Builds the key store on the `SqlClient` in context. **Gotcha:** a master key that is not 32 bytes is a defect. */
 export const make = Effect.fnUntraced(function* (options: Options) {
   const sql = yield* SqlClient.SqlClient
@@ -34,12 +37,24 @@ export const make = Effect.fnUntraced(function* (options: Options) {
   const context = (subject: string) => `chronicle_keys/${subject}`
   const wrap = (subject: string) =>
     KeyStore.seal(master, Buffer.from(KeyStore.generateKey()).toString("base64"), context(subject))
-  const unwrap = (row: KeyRow & { readonly wrapped_key: string }) =>
-    Result.match(KeyStore.open(master, row.wrapped_key, context(row.subject)), {
-      onSuccess: (key) => Effect.succeed(Buffer.from(key, "base64") as KeyStore.DataKey),
+  // Unwrapped keys by (subject, wrapped key). The table stays the only authority on which keys exist: every lookup
+  // still reads it, so a key forgotten by any process is never served; the cache only saves the unwrapping.
+  const unwrapped = new Map<string, KeyStore.DataKey>()
+  const unwrap = (row: KeyRow & { readonly wrapped_key: string }) => {
+    const cacheKey = `${row.subject}\u0000${row.wrapped_key}`
+    const cached = unwrapped.get(cacheKey)
+    if (cached !== undefined) return Effect.succeed(cached)
+    return Result.match(KeyStore.open(master, row.wrapped_key, context(row.subject)), {
+      onSuccess: (text) => {
+        const key = Buffer.from(text, "base64") as KeyStore.DataKey
+        if (unwrapped.size >= unwrappedCacheSize) unwrapped.delete(unwrapped.keys().next().value!)
+        unwrapped.set(cacheKey, key)
+        return Effect.succeed(key)
+      },
       onFailure: (reason) =>
         Effect.fail(new KeyStore.KeyStoreError({ operation: "unwrap", cause: new Error(`${row.subject}: ${reason}`) }))
     })
+  }
   const keyError = (operation: string) => (cause: SqlError.SqlError) => new KeyStore.KeyStoreError({ operation, cause })
   const toMap = (rows: ReadonlyArray<KeyRow & { readonly wrapped_key: string }>) =>
     Effect.map(
@@ -86,7 +101,12 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       INSERT INTO chronicle_keys (subject, wrapped_key, forgotten_at) VALUES (${subject}, NULL, now())
       ON CONFLICT (subject) DO UPDATE
       SET wrapped_key = NULL, forgotten_at = coalesce(chronicle_keys.forgotten_at, now())`.pipe(
-      Effect.asVoid,
+      Effect.andThen(
+        Effect.sync(() => {
+          for (const cacheKey of unwrapped.keys())
+            if (cacheKey.startsWith(`${subject}\u0000`)) unwrapped.delete(cacheKey)
+        })
+      ),
       Effect.mapError(keyError("forget"))
     )
 
