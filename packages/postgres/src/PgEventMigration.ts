@@ -11,6 +11,7 @@ import type { Envelope } from "@chronicle/core"
 import { CryptoShredding, EventCodec, type EventStore, type EventVersions, KeyStore } from "@chronicle/core"
 import { Array as Arr, Effect, Option, Result, Schema } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
+import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
 
 /** How far a migration is: events rewritten so far out of the events it found to rewrite when it started. */
 export interface Progress {
@@ -43,18 +44,6 @@ export type MigrationError =
   | EventStore.EventStoreError
   | EventStore.InvalidAppend
 
-interface Row {
-  readonly global_position: bigint
-  readonly stream_id: string
-  readonly version: number
-  readonly event_id: string
-  readonly type: string
-  readonly schema_version: number
-  readonly data: Schema.Json
-  readonly metadata: Envelope.Metadata
-  readonly recorded_at: Date
-}
-
 const pending = `FROM chronicle_events e
   JOIN unnest($1::text[], $2::int4[]) AS cur(type, version) ON e.type = cur.type AND e.schema_version < cur.version`
 
@@ -81,22 +70,9 @@ export const run = (
       .pipe(Effect.mapError(sqlError("counting the events to migrate")))
     const total = count?.n ?? 0
 
-    const rewrite = (rows: Arr.NonEmptyReadonlyArray<Row>) =>
+    const rewrite = (rows: Arr.NonEmptyReadonlyArray<EventRow>) =>
       Effect.gen(function* () {
-        const stored = Arr.map(
-          rows,
-          (row): Envelope.RecordedEvent => ({
-            eventId: row.event_id,
-            type: row.type,
-            schemaVersion: row.schema_version,
-            data: row.data,
-            metadata: row.metadata,
-            stream: row.stream_id,
-            version: row.version,
-            position: row.global_position,
-            recordedAt: row.recorded_at
-          })
-        )
+        const stored = Arr.map(rows, toRecorded)
         const opened = cipher === undefined ? stored : yield* cipher.decrypt(stored)
         const upcast: Array<Envelope.RecordedEvent> = []
         for (const event of opened) {
@@ -137,9 +113,8 @@ export const run = (
     let after = "0"
     while (true) {
       const batch = yield* Effect.gen(function* () {
-        const rows = yield* sql.unsafe<Row>(
-          `SELECT e.global_position, e.stream_id, e.version, e.event_id::text, e.type, e.schema_version, e.data,
-                  e.metadata, e.recorded_at
+        const rows = yield* sql.unsafe<EventRow>(
+          `SELECT ${selectColumns("e")}
            ${pending} WHERE e.global_position > $3::bigint ORDER BY e.global_position LIMIT $4 FOR UPDATE OF e`,
           [...params, after, batchSize]
         )

@@ -20,6 +20,7 @@ import { EventStore, ExpectedVersion, StreamName, Subscription } from "@chronicl
 import { PgClient } from "@effect/sql-pg"
 import { type Duration, Effect, Layer, Option, PubSub, Queue, Schedule, Stream } from "effect"
 import type { SqlError } from "effect/sql"
+import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
 
 /** How the store behaves; every field has a default. */
 export interface Options {
@@ -37,31 +38,7 @@ export interface Horizon {
   readonly holder: Option.Option<{ readonly pid: number; readonly query: string; readonly ageMs: number }>
 }
 
-interface EventRow {
-  readonly global_position: bigint
-  readonly stream_id: string
-  readonly version: number
-  readonly event_id: string
-  readonly type: string
-  readonly schema_version: number
-  readonly data: never
-  readonly metadata: Envelope.Metadata
-  readonly recorded_at: Date
-}
-
-const toRecorded = (row: EventRow): Envelope.RecordedEvent => ({
-  eventId: row.event_id,
-  type: row.type,
-  schemaVersion: row.schema_version,
-  data: row.data,
-  metadata: row.metadata,
-  stream: row.stream_id,
-  version: row.version,
-  position: row.global_position,
-  recordedAt: row.recorded_at
-})
-
-const columns = "global_position, stream_id, version, event_id::text, type, schema_version, data, metadata, recorded_at"
+const columns = selectColumns()
 /** The exclusive upper bound of positions every reader may see: below the oldest running transaction. */
 const horizon = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)"
 const transactionSlots = 1_048_576
