@@ -30,25 +30,13 @@ const selected = sections.filter(
   (section) => filters.length === 0 || filters.some((filter) => section.name.includes(filter))
 )
 
-/** The server's URL: `DATABASE_URL`, or a throw-away embedded server stopped when the bench ends. */
-const serverUrl = Effect.gen(function* () {
-  const given = process.env.DATABASE_URL
-  if (given !== undefined && given !== "") return given
-  yield* Console.log("Starting an embedded Postgres 18 (set DATABASE_URL to use your own)...")
-  const server = yield* Effect.acquireRelease(
-    Effect.promise(() => EmbeddedPostgres.start()),
-    (server) => Effect.promise(() => server.stop())
-  )
-  return server.url
-})
-
 const program = Effect.gen(function* () {
   if (selected.length === 0) {
     return yield* Console.error(
       `No section matches ${filters.join(", ")}; sections: ${sections.map((s) => s.name).join(", ")}`
     )
   }
-  const url = yield* serverUrl
+  const url = yield* EmbeddedPostgres.databaseUrl
   const machine = yield* Bench.machine(url)
   yield* Console.log(`${machine}\n${quick ? "Quick run (small sizes): " : ""}${selected.length} section(s)\n`)
   const rows: Array<Bench.Row> = []

