@@ -74,13 +74,20 @@ export const transaction: Effect.Effect<ProjectionRunner.Transaction, never, Sql
   (sql) => (self) => sql.withTransaction(self)
 )
 
-/** Creates the model's table if it does not exist yet. */
+/**
+ * Creates the model's table if it does not exist yet. Instances starting together take turns (a transaction-scoped
+ * advisory lock on the table's name), so only the first creates it and the others see it.
+ */
 const ensureTable = <A, Err, R>(model: ReadModel<A, Err, R>) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const [row] = yield* sql<{ exists: boolean }>`SELECT to_regclass(${model.table}) IS NOT NULL AS exists`
-    if (row?.exists !== true) yield* model.create(model.table)
-  })
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.withTransaction(
+      Effect.gen(function* () {
+        yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`chronicle_read_model:${model.table}`}))`
+        const [row] = yield* sql<{ exists: boolean }>`SELECT to_regclass(${model.table}) IS NOT NULL AS exists`
+        if (row?.exists !== true) yield* model.create(model.table)
+      })
+    )
+  )
 
 /** Starts the model's runner in the background for as long as the scope is open (see `ProjectionRunner.start`). */
 export const start = <A, Err, R>(model: ReadModel<A, Err, R>) =>
