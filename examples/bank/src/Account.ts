@@ -7,7 +7,9 @@
 import { Aggregate, Decider, EventVersions, PersonalData } from "@chronicle/core"
 import { Result, Schema } from "effect"
 
-const forgotten = PersonalData.personal({ redacted: "[forgotten]" })
+/** What a forgotten customer's names read as. */
+export const redactedName = "[forgotten]"
+const forgotten = PersonalData.personal({ redacted: redactedName })
 
 // ── Events ── stored forever: never rename a tag or field; add a new version instead.
 /** v1 (stored until 2023): the holder's full name in one field. */
@@ -33,9 +35,15 @@ export const Deposited = Schema.TaggedStruct("Deposited", {
 /** Money was taken out of the account. */
 export const Withdrawn = Schema.TaggedStruct("Withdrawn", { cents: Schema.Int.check(Schema.isGreaterThan(0)) })
 
-/** The history of `AccountOpened`: v1 → v2 splits the full name at its first space. */
+/**
+ * The history of `AccountOpened`: v1 → v2 splits the full name at its first space; a forgotten name (read as the
+ * redaction marker before it is upcast) stays forgotten in both fields.
+ */
 export const AccountOpenedVersions = EventVersions.make(AccountOpenedV1).next(AccountOpened, {
   decode: ({ customerId, holder }) => {
+    if (holder === redactedName) {
+      return { _tag: "AccountOpened" as const, customerId, firstName: redactedName, lastName: redactedName }
+    }
     const [firstName = "", ...rest] = holder.split(" ")
     return { _tag: "AccountOpened" as const, customerId, firstName, lastName: rest.join(" ") }
   },

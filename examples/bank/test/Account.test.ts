@@ -209,6 +209,8 @@ layer(Live, { excludeTestServices: true })("bank: a forgotten customer", (it) =>
           assert.notInclude(text, JSON.stringify(plain).slice(1, -1))
         }
         assert.strictEqual((yield* CommandHandler.load(Account, id)).state.holder, "[forgotten] [forgotten]")
+        // The v1 event (one full-name field) is redacted before it is upcast, and stays redacted in both new fields.
+        assert.strictEqual((yield* CommandHandler.load(Account, `old${id}`)).state.holder, "[forgotten] [forgotten]")
       }),
     { arbitrary: { runs: 15 } }
   )
