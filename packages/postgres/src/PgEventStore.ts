@@ -7,8 +7,8 @@
  * (`xid8`) only grow, but transactions commit in any order, so a reader stops below the oldest transaction still
  * running (`pg_snapshot_xmin(pg_current_snapshot())`): everything under that bound is settled, nothing can appear
  * there later, and one statement reads under one snapshot. **Gotcha:** a long-open writing transaction anywhere on
- * the server holds every reader back (it never makes one skip); `horizon` reports which backend does it and for how
- * long.
+ * the server holds every reader back (it never makes one skip); `horizonNow` reports which backend does it and
+ * for how long.
  *
  * **Wake-ups.** Appends do not NOTIFY inside their transaction (that would serialise commits on the notify queue's
  * lock). Subscribers in this process are woken by the appends themselves; other processes are woken by one
@@ -19,7 +19,7 @@ import type { Envelope } from "@chronicle/core"
 import { EventStore, ExpectedVersion, StreamName, Subscription } from "@chronicle/core"
 import { PgClient } from "@effect/sql-pg"
 import { type Duration, Effect, Layer, Option, PubSub, Queue, Schedule, Stream } from "effect"
-import type { SqlError } from "effect/sql"
+import { SqlClient, type SqlError } from "effect/sql"
 import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
 
 /** How the store behaves; every field has a default. */
@@ -320,26 +320,35 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     head
   }
 
-  /** Reports the read horizon and the backend holding it back, if any. */
-  const horizonReport = sql<{ position: bigint; pid: number | null; query: string | null; age_ms: number | null }>`
-    SELECT ${sql.literal(horizon)} AS position, a.pid, a.query, (extract(epoch FROM now() - a.xact_start) * 1000)::float8 AS age_ms
-    FROM (SELECT 1) one
-    LEFT JOIN pg_stat_activity a ON a.backend_xid IS NOT NULL AND a.backend_xid::text::bigint = pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-    LIMIT 1`.pipe(
-    Effect.map(
-      ([row]): Horizon => ({
-        position: row?.position ?? 0n,
-        holder:
-          row?.pid === null || row === undefined
-            ? Option.none()
-            : Option.some({ pid: row.pid, query: row.query ?? "", ageMs: row.age_ms ?? 0 })
-      })
-    ),
-    Effect.mapError(storeError("horizon"))
-  )
-
-  return { store, horizon: horizonReport }
+  return { store }
 })
+
+/**
+ * Reports the read horizon and the backend holding it back, if any: the session whose open writing transaction is the
+ * oldest on the server (`pg_stat_activity.backend_xid`), what it runs, and for how long its transaction has been open.
+ */
+export const horizonNow: Effect.Effect<Horizon, EventStore.EventStoreError, SqlClient.SqlClient> = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    sql<{ position: bigint; pid: number | null; query: string | null; age_ms: number | null }>`
+      SELECT ${sql.literal(horizon)} AS position, a.pid, a.query,
+        (extract(epoch FROM now() - a.xact_start) * 1000)::float8 AS age_ms
+      FROM (SELECT 1) one
+      LEFT JOIN pg_stat_activity a ON a.backend_xid IS NOT NULL
+        AND a.backend_xid::text::bigint = pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296
+      LIMIT 1`.pipe(
+      Effect.map(
+        ([row]): Horizon => ({
+          position: row?.position ?? 0n,
+          holder:
+            row === undefined || row.pid === null
+              ? Option.none()
+              : Option.some({ pid: row.pid, query: row.query ?? "", ageMs: row.age_ms ?? 0 })
+        })
+      ),
+      Effect.mapError((cause) => new EventStore.EventStoreError({ operation: "horizon", cause }))
+    )
+)
 
 /** Provides the Postgres `EventStore` on the `PgClient` in context (run `PgMigrations` first). */
 export const layer = (options: Options = {}): Layer.Layer<EventStore.EventStore, never, PgClient.PgClient> =>

@@ -96,7 +96,7 @@ layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
 
   it.effect("a transaction left open holds readers back without making them skip, and the horizon names it", () =>
     Effect.gen(function* () {
-      const { horizon } = yield* PgEventStore.make()
+      const horizon = PgEventStore.horizonNow
       const store = yield* EventStore.EventStore
       const sql = yield* SqlClient.SqlClient
       const category = `hz${crypto.randomUUID().slice(0, 8)}`
