@@ -41,7 +41,7 @@ describe("CryptoShredding", () => {
     const key = KeyStore.generateKey()
     const data = { customerId: "c-1", ...profile }
     const sealed = PersonalData.encrypt(declaration, data, "c-1", key)
-    assert.isTrue(PersonalData.isSealed(sealed["name"]))
+    assert.isTrue(PersonalData.isSealed(sealed.name))
     assert.deepStrictEqual(Result.getOrThrow(PersonalData.decrypt(declaration, sealed, "c-1", key)), data)
   })
 
@@ -74,7 +74,7 @@ describe("CryptoShredding", () => {
       yield* sealed.append("customer-3", [registered("c-3", "Alan Turing")], ExpectedVersion.any)
       const [stored] = yield* Stream.runCollect(raw.readAll())
       const data = stored!.data as Schema.JsonObject
-      const altered = { ...data, name: data["email"]! }
+      const altered = { ...data, name: data.email! }
       const tampered = yield* EventStore.makeMemory
       yield* tampered.append("customer-3", [{ ...stored!, data: altered }], ExpectedVersion.any)
       const error = yield* Stream.runCollect((yield* CryptoShredding.make(tampered, registry)).readAll()).pipe(
