@@ -221,34 +221,42 @@ export const foldReproducesState = <C, E extends EventCodec.Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   options: Options<C, S> = {}
 ): Effect.Effect<void, LawFailed> =>
-  check(
-    "folding the decided events reproduces the state",
-    commandSequences(aggregate, options),
-    pure((commands) => {
-      // Compared as printed when reached, not with Equal.equals, which caches results and so misses a mutation.
-      const printed: Array<string> = []
-      const steps = stepsOf(aggregate.decider, commands, (state) => printed.push(show(state)))
-      const states = [aggregate.decider.initialState, ...steps.map((step) => step.after)]
-      const changed = states.findIndex((state, index) => show(state) !== printed[index])
-      if (changed !== -1) {
-        const [was, became] = [printed[changed], show(states[changed])]
-        return `a state changed after it was reached: ${was} became ${became} (decide and evolve must not mutate)`
-      }
-      const events = steps.flatMap((step) => step.events)
-      const reached = states.at(-1)
-      const folded = Decider.fold(aggregate.decider, events)
-      if (!Equal.equals(folded, reached)) {
-        return `folding ${show(events)} gives ${show(folded)}, but deciding step by step reached ${show(reached)}`
-      }
-      if (aggregate.state === undefined) return undefined
-      for (const { after } of steps) {
-        const broken = snapshotBroken(aggregate.state, after)
-        if (broken !== undefined) return broken
-      }
-      return undefined
-    }),
-    options
-  )
+  Effect.suspend(() => {
+    // The initial state is one value shared by every run: a mutation in one run would spoil the next ones.
+    const initiallyPrinted = show(aggregate.decider.initialState)
+    return check(
+      "folding the decided events reproduces the state",
+      commandSequences(aggregate, options),
+      pure((commands) => {
+        const initialNow = show(aggregate.decider.initialState)
+        if (initialNow !== initiallyPrinted) {
+          return `the initial state changed: ${initiallyPrinted} became ${initialNow} (decide and evolve must not mutate)`
+        }
+        // Compared as printed when reached, not with Equal.equals, which caches results and so misses a mutation.
+        const printed: Array<string> = []
+        const steps = stepsOf(aggregate.decider, commands, (state) => printed.push(show(state)))
+        const states = [aggregate.decider.initialState, ...steps.map((step) => step.after)]
+        const changed = states.findIndex((state, index) => show(state) !== printed[index])
+        if (changed !== -1) {
+          const [was, became] = [printed[changed], show(states[changed])]
+          return `a state changed after it was reached: ${was} became ${became} (decide and evolve must not mutate)`
+        }
+        const events = steps.flatMap((step) => step.events)
+        const reached = states.at(-1)
+        const folded = Decider.fold(aggregate.decider, events)
+        if (!Equal.equals(folded, reached)) {
+          return `folding ${show(events)} gives ${show(folded)}, but deciding step by step reached ${show(reached)}`
+        }
+        if (aggregate.state === undefined) return undefined
+        for (const { after } of steps) {
+          const broken = snapshotBroken(aggregate.state, after)
+          if (broken !== undefined) return broken
+        }
+        return undefined
+      }),
+      options
+    )
+  })
 
 /** Why `event` does not come back equal from the codec after a trip through JSON, as a store keeps it. */
 const roundTripBroken = <E extends EventCodec.Tagged>(
