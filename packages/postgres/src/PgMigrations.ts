@@ -14,16 +14,17 @@ const statements =
 /**
  * The events table. `global_position` is `(writer's transaction id << 20) + ordinal`, so positions increase in the
  * order in which transactions start writing, and a reader that stops below the oldest running transaction
- * (`pg_snapshot_xmin`) can never skip an event that commits late (see PgEventStore).
+ * (`pg_snapshot_xmin`) can never skip an event that commits late (see PgEventStore). Stream names, categories and
+ * types are identifiers compared byte by byte (`COLLATE "C"`): their indexes skip the locale's collation rules.
  */
 const events = statements(
   `CREATE TABLE chronicle_events (
      global_position bigint PRIMARY KEY,
-     stream_id text NOT NULL,
-     category text NOT NULL,
+     stream_id text COLLATE "C" NOT NULL,
+     category text COLLATE "C" NOT NULL,
      version integer NOT NULL,
      event_id uuid NOT NULL,
-     type text NOT NULL,
+     type text COLLATE "C" NOT NULL,
      schema_version integer NOT NULL,
      data jsonb NOT NULL,
      metadata jsonb NOT NULL,
