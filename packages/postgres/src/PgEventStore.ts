@@ -160,6 +160,9 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     Effect.forkScoped
   )
 
+  /** Wakes this process's subscribers and, through the throttled NOTIFY, other processes'. */
+  const wake = Effect.asVoid(Effect.andThen(PubSub.publish(wakeups, undefined), PubSub.publish(appended, undefined)))
+
   const resolveFailure = (
     stream: string,
     prepared: ReadonlyArray<EventStore.PreparedEvent>,
@@ -218,8 +221,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         )
         const last = rows.at(-1)
         if (last !== undefined) {
-          yield* PubSub.publish(wakeups, undefined)
-          yield* PubSub.publish(appended, undefined)
+          // In a caller's transaction, subscribers can only see the events once it commits.
+          yield* inTransaction ? sql.afterCommit(wake) : wake
           return { stream, version: last.version, position: last.global_position, written: rows.length }
         }
         // Nothing was written: a repeat, a wrong expectation, or a concurrent writer that took the version first.

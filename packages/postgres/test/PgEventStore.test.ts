@@ -94,6 +94,26 @@ layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
     })
   )
 
+  it.effect("an append in a caller's transaction wakes subscribers when it commits, not before", () =>
+    Effect.gen(function* () {
+      // Polling an hour apart: only the wake-up can deliver the event in time.
+      const { store } = yield* PgEventStore.make({ pollInterval: "1 hour" })
+      const sql = yield* SqlClient.SqlClient
+      const category = `tx${crypto.randomUUID().slice(0, 8)}`
+      const received = yield* store
+        .subscribe({ categories: [category] })
+        .pipe(Stream.take(1), Stream.runCollect, Effect.timeout("30 seconds"), Effect.forkChild)
+      const stream = streamOf(category)
+      yield* sql.withTransaction(
+        Effect.andThen(store.append(stream, [event()], ExpectedVersion.noStream), Effect.sleep("500 millis"))
+      )
+      assert.deepStrictEqual(
+        (yield* Fiber.join(received)).map((e) => e.stream),
+        [stream]
+      )
+    })
+  )
+
   it.effect("a transaction left open holds readers back without making them skip, and the horizon names it", () =>
     Effect.gen(function* () {
       const horizon = PgEventStore.horizonNow
