@@ -72,10 +72,8 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
     acquire: (lease) =>
       Effect.suspend(() => {
         const lock = lockOf(lease)
-        return Effect.as(
-          Effect.acquireRelease(Semaphore.take(lock, 1), () => Semaphore.release(lock, 1)),
-          { lease, lost: Effect.never }
-        )
+        // Not acquireRelease around `take`: that waits uninterruptibly, so a waiting fiber could never be stopped.
+        return Effect.as(Semaphore.takeScoped(lock, 1), { lease, lost: Effect.never })
       })
   }
 })

@@ -32,4 +32,21 @@ describe("Lease.layerMemory", () => {
       assert.strictEqual(yield* Ref.get(maxActive), 1)
     }).pipe(Effect.provide(Lease.layerMemory))
   )
+
+  it.effect("a fiber waiting for a held lease can be interrupted", () =>
+    Effect.gen(function* () {
+      const held = yield* Deferred.make<void>()
+      const holder = yield* Effect.forkChild(
+        Lease.withLease("runner", Effect.andThen(Deferred.succeed(held, undefined), Effect.never))
+      )
+      yield* Deferred.await(held)
+      const waiter = yield* Effect.forkChild(Lease.withLease("runner", Effect.void))
+      yield* Effect.yieldNow.pipe(Effect.repeat({ times: 20 }))
+      // With the holder still in, the interruption must not wait for the lease (it would wait forever).
+      const interrupting = yield* Effect.forkChild(Fiber.interrupt(waiter))
+      yield* Effect.yieldNow.pipe(Effect.repeat({ times: 20 }))
+      assert.isDefined(interrupting.pollUnsafe())
+      yield* Fiber.interrupt(holder)
+    }).pipe(Effect.provide(Lease.layerMemory))
+  )
 })
