@@ -12,7 +12,7 @@
  * it reads, is the gauge `chronicle_projection_lag` and part of `status`.
  */
 import { Effect, Fiber, Layer, Metric, Ref, Result, Schedule, Schema, type Scope, Stream } from "effect"
-import { type CheckpointError, CheckpointMoved, CheckpointStore } from "./CheckpointStore.ts"
+import { CheckpointError, CheckpointMoved, CheckpointStore } from "./CheckpointStore.ts"
 import * as DeadLetters from "./DeadLetters.ts"
 import type { RecordedEvent } from "./Envelope.ts"
 import { EventStore, type EventStoreError } from "./EventStore.ts"
@@ -81,6 +81,8 @@ export const lag = Metric.gauge("chronicle_projection_lag", {
 export type Requirements<R> = R | EventStore | CheckpointStore | DeadLetters.DeadLetters
 
 const isMoved = (error: unknown): error is CheckpointMoved => error instanceof CheckpointMoved
+// The checkpoint store failing is not the batch's fault: no event is blamed for it, the runner restarts instead.
+const isCheckpointFailure = (error: unknown) => isMoved(error) || error instanceof CheckpointError
 const retryable = (error: unknown) =>
   !isMoved(error) && (error as { readonly _tag?: unknown })._tag !== "EventDecodeError"
 const describe = (error: unknown): string =>
@@ -88,8 +90,9 @@ const describe = (error: unknown): string =>
 
 /**
  * Handles one batch of events read after `cursor` and commits its checkpoint; returns the new checkpoint. Fails with
- * `CheckpointMoved` when another runner or a rebuild moved the checkpoint, with `ProjectionFailed` when an event
- * fails under the `"stop"` policy, and with the store's errors (as `unknown`) when parking fails.
+ * `CheckpointMoved` when another runner or a rebuild moved the checkpoint, with `CheckpointError` when the checkpoint
+ * store still fails after the retries, with `ProjectionFailed` when an event fails under the `"stop"` policy, and
+ * with the store's errors (as `unknown`) when parking fails.
  */
 const handleBatch = <A, Err, R>(
   projection: Projection<A, Err, R>,
@@ -124,7 +127,7 @@ const handleBatch = <A, Err, R>(
     )
 
     return yield* Effect.catch(commit, (error): Effect.Effect<bigint, unknown, Requirements<R>> => {
-      if (isMoved(error)) return Effect.fail(error)
+      if (isCheckpointFailure(error)) return Effect.fail(error)
       if (events.length > 1) {
         return Effect.reduce(
           events,

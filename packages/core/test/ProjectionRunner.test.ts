@@ -156,6 +156,32 @@ describe("ProjectionRunner", () => {
     }).pipe(Effect.scoped, Effect.provide(Live))
   )
 
+  it.live("a checkpoint store outage restarts the projection; it blames no event", () =>
+    Effect.gen(function* () {
+      const total = yield* Ref.make<ReadonlyMap<bigint, number>>(new Map())
+      for (let i = 1; i <= 5; i++) yield* appendMany(`counter-${i}`, [event("Added", i)])
+      const failures = yield* Ref.make(4) // more than a batch's retries and then an event's
+      const flaky = Layer.effect(
+        CheckpointStore.CheckpointStore,
+        Effect.map(CheckpointStore.makeMemory, (memory) => ({
+          ...memory,
+          advance: (projection: string, from: bigint, to: bigint) =>
+            Effect.flatMap(
+              Ref.getAndUpdate(failures, (n) => n - 1),
+              (left) =>
+                left > 0
+                  ? Effect.fail(new CheckpointStore.CheckpointError({ projection, cause: new Error("unreachable") }))
+                  : memory.advance(projection, from, to)
+            )
+        }))
+      )
+      const runner = yield* ProjectionRunner.start(summing(total)).pipe(Effect.provide(flaky))
+      yield* Effect.raceFirst(eventually(Effect.map(runner.status, (s) => s.checkpoint === 5n)), runner.await)
+      assert.strictEqual(yield* sumOf(total), 15)
+      assert.strictEqual((yield* runner.status).state, "running")
+    }).pipe(Effect.scoped, Effect.provide(Live))
+  )
+
   it.live("a rebuild resets the model and replays to the same state, reporting progress", () =>
     Effect.gen(function* () {
       const total = yield* Ref.make<ReadonlyMap<bigint, number>>(new Map())
