@@ -123,26 +123,30 @@ export const make = (options: Options): Effect.Effect<Service, ConsumeError, Sco
 /**
  * Consumes forever: each delivered event runs `handler` through the `Inbox` under the consumer's name, then is
  * acknowledged; an event already handled is only acknowledged; a failed handler is logged and the message refused,
- * so JetStream delivers it again. While JetStream is unreachable it backs off and tries again.
+ * so JetStream delivers it again. While JetStream is unreachable, or its stream is missing, it backs off and connects
+ * again.
  */
 export const run = <E, R>(
   options: Options,
   handler: (event: Envelope.RecordedEvent) => Effect.Effect<void, E, R>
-): Effect.Effect<never, never, R | Inbox.Inbox | Scope.Scope> =>
+): Effect.Effect<never, never, R | Inbox.Inbox> =>
   Effect.gen(function* () {
     const inbox = yield* Inbox.Inbox
     const backoff = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")])
     const warn = (error: { readonly message: string }) => Effect.logWarning(`${options.consumer}: ${error.message}`)
-    const consumer = yield* make(options).pipe(Effect.tapError(warn), Effect.retry(backoff))
-    const next = consumer.next.pipe(Effect.tapError(warn), Effect.retry(backoff))
-    return yield* Effect.forever(
-      Effect.flatMap(next, (delivery) =>
-        inbox.handle(options.consumer, delivery.event.eventId, handler(delivery.event)).pipe(
-          Effect.matchEffect({
-            onSuccess: () => delivery.ack,
-            onFailure: (error) => Effect.andThen(warn({ message: String(error) }), delivery.nak)
-          })
+    // Each attempt connects in a scope of its own, so a failed one closes its connection before the next opens one.
+    const consume = Effect.gen(function* () {
+      const consumer = yield* make(options)
+      return yield* Effect.forever(
+        Effect.flatMap(consumer.next, (delivery) =>
+          inbox.handle(options.consumer, delivery.event.eventId, handler(delivery.event)).pipe(
+            Effect.matchEffect({
+              onSuccess: () => delivery.ack,
+              onFailure: (error) => Effect.andThen(warn({ message: String(error) }), delivery.nak)
+            })
+          )
         )
       )
-    )
-  }).pipe(Effect.orDie) // the backoff schedules never end, so only a bug could get here
+    }).pipe(Effect.scoped)
+    return yield* consume.pipe(Effect.tapError(warn), Effect.retry(backoff))
+  }).pipe(Effect.orDie) // the backoff schedule never ends, so only a bug could get here
