@@ -246,7 +246,7 @@ export const rebuild = <A, Err, R>(
 /** A projection running in the background: its status, and its end (only ever a failure). */
 export interface Runner {
   /** What the projection is doing and how far behind it is. */
-  readonly status: Effect.Effect<Status, EventStoreError>
+  readonly status: Effect.Effect<Status, EventStoreError | CheckpointError>
   /** Waits until the projection stops; it stops only with `ProjectionFailed`. */
   readonly await: Effect.Effect<never, ProjectionFailed>
 }
@@ -307,7 +307,7 @@ export const start = <A, Err, R>(
 
     const status = Effect.gen(function* () {
       const current = yield* Ref.get(state)
-      const checkpoint = (yield* Ref.get(cursor)) ?? (yield* Effect.orDie((yield* CheckpointStore).load(name)))
+      const checkpoint = (yield* Ref.get(cursor)) ?? (yield* (yield* CheckpointStore).load(name))
       return {
         projection: projection.name,
         state: current.state,

@@ -10,7 +10,7 @@ import {
   ProjectionRunner
 } from "@chronicle/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Metric, Ref, Schema, Stream } from "effect"
+import { Deferred, Effect, Layer, Metric, Ref, Schema, Stream } from "effect"
 
 const Live = Layer.mergeAll(
   EventStore.layerMemory,
@@ -179,6 +179,28 @@ describe("ProjectionRunner", () => {
       yield* Effect.raceFirst(eventually(Effect.map(runner.status, (s) => s.checkpoint === 5n)), runner.await)
       assert.strictEqual(yield* sumOf(total), 15)
       assert.strictEqual((yield* runner.status).state, "running")
+    }).pipe(Effect.scoped, Effect.provide(Live))
+  )
+
+  it.effect("status in standby fails with CheckpointError when the checkpoint cannot be read", () =>
+    Effect.gen(function* () {
+      const total = yield* Ref.make<ReadonlyMap<bigint, number>>(new Map())
+      const held = yield* Deferred.make<void>()
+      yield* Effect.forkScoped(
+        Lease.withLease("projection:sum", Effect.andThen(Deferred.succeed(held, undefined), Effect.never))
+      )
+      yield* Deferred.await(held)
+      const unreadable = Layer.effect(
+        CheckpointStore.CheckpointStore,
+        Effect.map(CheckpointStore.makeMemory, (memory) => ({
+          ...memory,
+          load: (projection: string) =>
+            Effect.fail(new CheckpointStore.CheckpointError({ projection, cause: new Error("unreachable") }))
+        }))
+      )
+      const runner = yield* ProjectionRunner.start(summing(total)).pipe(Effect.provide(unreadable))
+      const error = yield* Effect.flip(runner.status)
+      assert.strictEqual(error._tag, "CheckpointError")
     }).pipe(Effect.scoped, Effect.provide(Live))
   )
 
