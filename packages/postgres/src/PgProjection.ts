@@ -23,7 +23,7 @@ import {
   ProjectionRunner
 } from "@chronicle/core"
 import { Effect, Layer, type Result, Stream } from "effect"
-import { SqlClient, type SqlError } from "effect/sql"
+import { SqlClient, type SqlError, Statement } from "effect/sql"
 import * as PgCheckpointStore from "./PgCheckpointStore.ts"
 import * as PgDeadLetters from "./PgDeadLetters.ts"
 import * as PgLease from "./PgLease.ts"
@@ -74,6 +74,8 @@ export const transaction: Effect.Effect<ProjectionRunner.Transaction, never, Sql
   (sql) => (self) => sql.withTransaction(self)
 )
 
+const quoted = Statement.defaultEscape('"')
+
 /**
  * Creates the model's table if it does not exist yet. Instances starting together take turns (a transaction-scoped
  * advisory lock on the table's name), so only the first creates it and the others see it.
@@ -83,7 +85,8 @@ const ensureTable = <A, Err, R>(model: ReadModel<A, Err, R>) =>
     sql.withTransaction(
       Effect.gen(function* () {
         yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`chronicle_read_model:${model.table}`}))`
-        const [row] = yield* sql<{ exists: boolean }>`SELECT to_regclass(${model.table}) IS NOT NULL AS exists`
+        // Looked up by the identifier `sql(table)` writes (quoted as is), not by the bare name Postgres would fold.
+        const [row] = yield* sql<{ exists: boolean }>`SELECT to_regclass(${quoted(model.table)}) IS NOT NULL AS exists`
         if (row?.exists !== true) yield* model.create(model.table)
       })
     )
