@@ -14,6 +14,7 @@ import {
   type EventCodec,
   EventId,
   EventStore,
+  SnapshotCodec,
   StreamName
 } from "@chronicle/core"
 import { Arbitrary, Data, Effect, Equal, Formatter, Hash, Result, Schema } from "effect"
@@ -200,13 +201,12 @@ export const invariants = <C, E extends EventCodec.Tagged, S, Err>(
   )
 }
 
-/** Snapshots store a state through its schema's JSON codec: the state must come back equal. */
-const snapshotBroken = <S>(schema: Schema.Codec<S, unknown>, state: S): string | undefined => {
-  const codec = Schema.toCodecJson(schema)
-  const encoded = Schema.encodeResult(codec)(state)
-  if (Result.isFailure(encoded)) return `the state schema cannot encode ${show(state)}: ${encoded.failure.message}`
-  const decoded = Schema.decodeUnknownResult(codec)(JSON.parse(JSON.stringify(encoded.success)))
-  if (Result.isFailure(decoded)) return `the state schema cannot decode ${show(state)}: ${decoded.failure.message}`
+/** Snapshots store a state through the `SnapshotCodec` of its schema: the state must come back equal. */
+const snapshotBroken = <S>(codec: SnapshotCodec.SnapshotCodec<S>, state: S): string | undefined => {
+  const encoded = codec.encode(state, "law-snapshot", 0)
+  if (Result.isFailure(encoded)) return `the state schema cannot encode ${show(state)}: ${encoded.failure.reason}`
+  const decoded = codec.decode(JSON.parse(JSON.stringify(encoded.success)), "law-snapshot", 0)
+  if (Result.isFailure(decoded)) return `the state schema cannot decode ${show(state)}: ${decoded.failure.reason}`
   return Equal.equals(decoded.success, state)
     ? undefined
     : `${show(state)} comes back from the state schema as ${show(decoded.success)}`
@@ -248,8 +248,9 @@ export const foldReproducesState = <C, E extends EventCodec.Tagged, S, Err>(
           return `folding ${show(events)} gives ${show(folded)}, but deciding step by step reached ${show(reached)}`
         }
         if (aggregate.state === undefined) return undefined
+        const codec = SnapshotCodec.make(aggregate.state)
         for (const { after } of steps) {
-          const broken = snapshotBroken(aggregate.state, after)
+          const broken = snapshotBroken(codec, after)
           if (broken !== undefined) return broken
         }
         return undefined
