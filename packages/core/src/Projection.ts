@@ -49,8 +49,6 @@ export const make = <A, Err = never, R = never>(definition: {
   readonly onFailure?: FailurePolicy
 }): Projection<A, Err, R> => ({
   ...definition,
-  decode: definition.decode,
-  handle: definition.handle,
   reset: definition.reset ?? Effect.void,
   batchSize: definition.batchSize ?? 500,
   retries: definition.retries ?? 3,
