@@ -4,7 +4,7 @@
  * writes (in the same transaction, for a database inbox), so a redelivered event is recognised and skipped.
  * `layerMemory` serves tests; `PgInbox` keeps the ids in Postgres beside the consumer's own tables.
  */
-import { Context, Effect, Layer, Option, Ref, Schema, Semaphore } from "effect"
+import { Context, Effect, Layer, Option, Schema, Semaphore } from "effect"
 
 /** The inbox could not check or record whether `consumer` has handled `eventId`; the event was not handled. */
 export class InboxError extends Schema.TaggedError<InboxError>()("InboxError", {
@@ -40,16 +40,17 @@ export class Inbox extends Context.Service<Inbox, Service>()("@chronicle/core/In
  * run concurrently.
  */
 export const makeMemory: Effect.Effect<Service> = Effect.gen(function* () {
-  const handled = yield* Ref.make<ReadonlySet<string>>(new Set())
+  // Only touched under the lock, so a plain set will do (copying it on every event made long runs quadratic).
+  const handled = new Set<string>()
   const lock = yield* Semaphore.make(1)
   return Inbox.of({
     handle: (consumer, eventId, effect) => {
       const key = `${consumer}\u0000${eventId.toLowerCase()}`
       return lock.withPermits(1)(
-        Effect.flatMap(Ref.get(handled), (ids) =>
-          ids.has(key)
+        Effect.suspend(() =>
+          handled.has(key)
             ? Effect.succeedNone
-            : Effect.tap(Effect.map(effect, Option.some), () => Ref.update(handled, (all) => new Set(all).add(key)))
+            : Effect.tap(Effect.map(effect, Option.some), () => Effect.sync(() => void handled.add(key)))
         )
       )
     }
