@@ -167,8 +167,9 @@ export const prepareAppend = (
 
 /**
  * Decides what an append that did not go through means, from the events already stored under its ids: a repeat of
- * an append that succeeded (every id already in this stream), or an id taken by another stream or another version.
- * Returns `undefined` when none of the ids is stored, so the cause is the expected version.
+ * an append that succeeded (every id already in this stream), or a refusal when an id is stored in another stream or
+ * only some of the ids are stored. Returns `undefined` when none of the ids is stored, so the cause is the expected
+ * version.
  */
 export const resolveRepeatedAppend = (
   stream: string,
