@@ -17,10 +17,8 @@ export interface EventRow {
 /** The select list for an `EventRow`, of the table aliased `alias` when given. */
 export const selectColumns = (alias?: string): string => {
   const of = alias === undefined ? "" : `${alias}.`
-  return ["global_position", "stream_id", "version", "event_id::text AS event_id", "type", "schema_version", "data"]
-    .concat(["metadata", "recorded_at"])
-    .map((column) => `${of}${column}`)
-    .join(", ")
+  const columns = ["global_position", "stream_id", "version", "event_id::text AS event_id", "type", "schema_version"]
+  return [...columns, "data", "metadata", "recorded_at"].map((column) => `${of}${column}`).join(", ")
 }
 
 /** The recorded event a row holds. */
