@@ -34,15 +34,21 @@ export interface ReadModel<A, Err = never, R = never> {
   readonly name: string
   /** The table readers query. */
   readonly table: string
+  /** Only events of streams in these categories; every category unless set. */
   readonly categories?: ReadonlyArray<string>
+  /** Only events of these types; every type unless set. */
   readonly types?: ReadonlyArray<string>
+  /** Turns a recorded event into what the handler sees; a failure goes through the failure policy. */
   readonly decode: (recorded: Envelope.RecordedEvent) => Result.Result<A, EventCodec.EventDecodeError>
   /** Creates an empty table named `table` (the live name, or a rebuild's), with its indexes. */
   readonly create: (table: string) => Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient>
   /** Writes one batch into `table`; runs inside the batch's transaction. */
   readonly handle: (table: string) => (events: Stream.Stream<A>) => Effect.Effect<void, Err, R>
+  /** The most events one batch holds; 500 unless set. */
   readonly batchSize?: number
+  /** How many times a failing batch, then a failing event, is retried before the policy; 3 unless set. */
   readonly retries?: number
+  /** What to do with an event that still fails after the retries; `"stop"` unless set. */
   readonly onFailure?: Projection.FailurePolicy
 }
 
