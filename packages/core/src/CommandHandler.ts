@@ -237,8 +237,13 @@ export const handle = <C, E extends EventCodec.Tagged, S, Err>(
       metadata
     })
     const result = yield* (yield* EventStore).append(stream, data, ExpectedVersion.exact(version))
-    // A repeat the store recognised: its events were stored before this load, so the loaded state already holds them.
-    if (result.written === 0) return unchanged
+    // A repeat the store recognised. Stored before this load (behind a snapshot), its events are in the loaded state;
+    // stored since (the same command sent twice at once), they are not, so the stream is loaded again to report it.
+    if (result.written === 0) {
+      if (result.version <= version) return unchanged
+      const reloaded = yield* load(aggregate, id)
+      return { ...unchanged, state: reloaded.state, version: reloaded.version }
+    }
     const after = Decider.fold(decider, events, state)
     yield* snapshotIfDue(aggregate.state, loaded, {
       state: after,

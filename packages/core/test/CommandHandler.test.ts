@@ -206,6 +206,22 @@ describe("CommandHandler", () => {
     }).pipe(Effect.provide(EventStore.layerMemory))
   )
 
+  it.effect("a command whose duplicate lands between its load and its append reports the stream it leaves", () =>
+    Effect.gen(function* () {
+      const inner = yield* EventStore.makeMemory
+      // The same command, sent twice at once: the other send appends the very same events just before ours.
+      const racing = EventStore.EventStore.of({
+        ...inner,
+        append: (stream, events, expected) =>
+          Effect.andThen(inner.append(stream, events, expected), inner.append(stream, events, expected))
+      })
+      const handled = yield* handle(deposit(10), { commandId: "command-1" }).pipe(
+        Effect.provideService(EventStore.EventStore, racing)
+      )
+      assert.deepStrictEqual([handled.written, handled.version, handled.state.balance], [0, 1, 10])
+    })
+  )
+
   it.effect("a closed stream refuses commands with StreamClosed, but a re-sent command is still a no-op", () =>
     Effect.gen(function* () {
       yield* handle(deposit(10))
