@@ -1,7 +1,8 @@
 /**
- * Checkpoints in Postgres: one row per projection in `chronicle_checkpoints`. Every operation is one statement on the
- * `SqlClient` in context, so inside `sql.withTransaction` a checkpoint commits or rolls back with the read model's
- * own writes: that is what makes a Postgres read model exactly-once.
+ * Checkpoints in Postgres: one row per projection in `chronicle_checkpoints`. Every operation runs on the `SqlClient`
+ * in context (one statement, except an `advance` that is refused or is the first), so inside `sql.withTransaction` a
+ * checkpoint commits or rolls back with the read model's own writes: that is what makes a Postgres read model
+ * exactly-once.
  */
 import { CheckpointStore } from "@chronicle/core"
 import { Effect, Layer } from "effect"
