@@ -2,7 +2,7 @@ import { Lease } from "@chronicle/core"
 import { PgLease } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 
 const Live = PgLease.layer({ retryInterval: "50 millis", heartbeatInterval: "100 millis" }).pipe(
@@ -21,8 +21,19 @@ layer(Live, { excludeTestServices: true })("PgLease", (it) => {
       )
       // Another lease is independent of the one held.
       yield* Effect.scoped(leases.acquire("runner-b")).pipe(Effect.timeout("5 seconds"))
-      const early = yield* Deferred.await(taken).pipe(Effect.timeoutOption("300 millis"))
-      assert.strictEqual(early._tag, "None")
+      // The waiter has tried at least once (its session sits idle after a try, holding no advisory lock) and waits.
+      const sql = yield* SqlClient.SqlClient
+      yield* sql<{ tried: boolean }>`
+        SELECT EXISTS (
+          SELECT 1 FROM pg_stat_activity a
+          WHERE a.application_name = 'chronicle lease runner-a' AND a.state = 'idle'
+            AND a.query LIKE '%pg_try_advisory_lock%'
+            AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory')
+        ) AS tried`.pipe(
+        Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: ([row]) => row?.tried === true }),
+        Effect.timeout("10 seconds")
+      )
+      assert.isFalse(yield* Deferred.isDone(taken))
       yield* Scope.close(firstScope, Exit.void)
       yield* Deferred.await(taken).pipe(Effect.timeout("10 seconds"))
       yield* Fiber.join(waiter)
