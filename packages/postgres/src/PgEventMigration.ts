@@ -94,7 +94,9 @@ export const run = (
         if (cipher === undefined) return upcast
         const byStream = new Map<string, Array<number>>()
         for (const [index, event] of upcast.entries()) {
-          byStream.set(event.stream, [...(byStream.get(event.stream) ?? []), index])
+          const indices = byStream.get(event.stream)
+          if (indices === undefined) byStream.set(event.stream, [index])
+          else indices.push(index)
         }
         for (const [stream, indices] of byStream) {
           const sealed = yield* cipher.encrypt(
