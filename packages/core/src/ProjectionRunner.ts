@@ -115,7 +115,8 @@ const handleBatch = <A, Err, R>(
         decoded.push(result.success)
       }
       const advance = checkpoints.advance(name, cursor, last.position)
-      const handle = projection.handle(Stream.fromIterable(decoded))
+      // A handler that throws fails its batch like one that fails: retried, then stopped on or parked.
+      const handle = projection.handle(Stream.fromIterable(decoded)).pipe(Effect.catchDefect(Effect.fail))
       // In a transaction the checkpoint moves first, so a runner racing a rebuild's swap waits on the checkpoint row
       // before touching the table. Without one, the batch is handled first: a crash between the two repeats it.
       return options.transaction === undefined

@@ -32,11 +32,11 @@ const appendMany = (stream: string, events: ReadonlyArray<ReturnType<typeof even
 
 /**
  * A fold of the `n` of `Added` events of category `counter`, by position (so a batch applied twice, as at-least-once
- * delivery allows, counts once); `poison` makes the handler fail on that n.
+ * delivery allows, counts once); `poison` makes the handler fail on that n, `throwing` makes it throw.
  */
 const summing = (
   applied: Ref.Ref<ReadonlyMap<bigint, number>>,
-  options: { poison?: number; onFailure?: Projection.FailurePolicy } = {}
+  options: { poison?: number; throwing?: number; onFailure?: Projection.FailurePolicy } = {}
 ) =>
   Projection.make({
     name: "sum",
@@ -54,7 +54,10 @@ const summing = (
         Stream.runForEach((group) =>
           group.some(([, n]) => n === options.poison)
             ? Effect.fail(new Error(`cannot add ${options.poison}`))
-            : Ref.update(applied, (all) => new Map([...all, ...group]))
+            : Effect.suspend(() => {
+                if (group.some(([, n]) => n === options.throwing)) throw new Error(`threw on ${options.throwing}`)
+                return Ref.update(applied, (all) => new Map([...all, ...group]))
+              })
         )
       )
   })
@@ -129,6 +132,22 @@ describe("ProjectionRunner", () => {
       assert.strictEqual(parked.length, 1)
       assert.deepInclude(parked[0], { stream: "counter-12", version: 1, position: 12n, type: "Added" })
       assert.match(parked[0]!.error, /cannot add 12/)
+    }).pipe(Effect.scoped, Effect.provide(Live))
+  )
+
+  it.live("a handler that throws is a failing event too: parked under the park policy, and the rest goes on", () =>
+    Effect.gen(function* () {
+      const total = yield* Ref.make<ReadonlyMap<bigint, number>>(new Map())
+      for (let i = 1; i <= 20; i++) yield* appendMany(`counter-${i}`, [event("Added", i)])
+      const runner = yield* ProjectionRunner.start(summing(total, { throwing: 7, onFailure: "park" }))
+      yield* eventually(Effect.map(runner.status, (s) => s.checkpoint === 20n))
+      assert.strictEqual(yield* sumOf(total), 210 - 7)
+      const parked = yield* DeadLetters.DeadLetters.use((d) => d.list("sum"))
+      assert.deepStrictEqual(
+        parked.map((p) => [p.stream, p.position]),
+        [["counter-7", 7n]]
+      )
+      assert.match(parked[0]!.error, /threw on 7/)
     }).pipe(Effect.scoped, Effect.provide(Live))
   )
 
