@@ -5,6 +5,7 @@
  * rebuild, cannot overwrite newer progress.
  */
 import { Context, Effect, Layer, Schema } from "effect"
+import { describeCause } from "./internal/describeCause.ts"
 
 /** A checkpoint could not be read or written. */
 export class CheckpointError extends Schema.TaggedError<CheckpointError>()("CheckpointError", {
@@ -12,7 +13,7 @@ export class CheckpointError extends Schema.TaggedError<CheckpointError>()("Chec
   cause: Schema.Defect()
 }) {
   override get message() {
-    return `checkpoint of ${this.projection} could not be read or written: ${String(this.cause)}`
+    return `checkpoint of ${this.projection} could not be read or written: ${describeCause(this.cause)}`
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { Context, Effect, Layer, Schema } from "effect"
 import type { RecordedEvent } from "./Envelope.ts"
+import { describeCause } from "./internal/describeCause.ts"
 
 /** An event a projection parked instead of handling. */
 export interface DeadLetter {
@@ -24,7 +25,7 @@ export class DeadLetterError extends Schema.TaggedError<DeadLetterError>()("Dead
   cause: Schema.Defect()
 }) {
   override get message() {
-    return `dead letters of ${this.projection} could not be written or read: ${String(this.cause)}`
+    return `dead letters of ${this.projection} could not be written or read: ${describeCause(this.cause)}`
   }
 }
 

@@ -6,6 +6,7 @@
 import { Context, Effect, Layer, Option, PubSub, Result, Schema, Stream } from "effect"
 import type { EventData, RecordedEvent } from "./Envelope.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
+import { describeCause } from "./internal/describeCause.ts"
 import * as StreamName from "./StreamName.ts"
 import * as Subscription from "./Subscription.ts"
 
@@ -30,16 +31,6 @@ export class InvalidAppend extends Schema.TaggedError<InvalidAppend>()("InvalidA
   }
 }
 
-/** The message of the innermost error in a chain of causes (drivers wrap the server's words several levels deep). */
-const deepestMessage = (error: unknown): string => {
-  let message = typeof error === "string" ? error : "unknown cause"
-  for (let current = error, depth = 0; typeof current === "object" && current !== null && depth < 5; depth++) {
-    if ("message" in current && typeof current.message === "string" && current.message !== "") message = current.message
-    current = "cause" in current ? current.cause : "reason" in current ? current.reason : undefined
-  }
-  return message
-}
-
 /**
  * The store could not be reached or failed while working. For an append the outcome is unknown when the failure hit
  * during commit: retry with the same event ids, which is safe because appends are idempotent.
@@ -50,7 +41,7 @@ export class EventStoreError extends Schema.TaggedError<EventStoreError>()("Even
   cause: Schema.Defect()
 }) {
   override get message() {
-    const detail = deepestMessage(this.cause)
+    const detail = describeCause(this.cause)
     return `${this.operation}${this.stream === undefined ? "" : ` on ${this.stream}`} failed: ${detail}`
   }
 }

@@ -5,6 +5,7 @@
  * `layerMemory` serves tests; `PgInbox` keeps the ids in Postgres beside the consumer's own tables.
  */
 import { Context, Effect, Layer, Option, Schema, Semaphore } from "effect"
+import { describeCause } from "./internal/describeCause.ts"
 
 /** The inbox could not check or record whether `consumer` has handled `eventId`; the event was not handled. */
 export class InboxError extends Schema.TaggedError<InboxError>()("InboxError", {
@@ -13,7 +14,7 @@ export class InboxError extends Schema.TaggedError<InboxError>()("InboxError", {
   cause: Schema.Defect()
 }) {
   override get message() {
-    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    const reason = describeCause(this.cause)
     return `inbox of ${this.consumer} could not handle event ${this.eventId}: ${reason}`
   }
 }

@@ -6,6 +6,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto"
 import { Context, Effect, Layer, Result, Schema } from "effect"
+import { describeCause } from "./internal/describeCause.ts"
 
 /** A 256-bit AES key. */
 export type DataKey = Uint8Array
@@ -16,7 +17,7 @@ export class KeyStoreError extends Schema.TaggedError<KeyStoreError>()("KeyStore
   cause: Schema.Defect()
 }) {
   override get message() {
-    return `key store ${this.operation} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+    return `key store ${this.operation} failed: ${describeCause(this.cause)}`
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { Context, Effect, Layer, Ref, Schema } from "effect"
 import type { RecordedEvent } from "./Envelope.ts"
+import { describeCause } from "./internal/describeCause.ts"
 
 /** The broker did not acknowledge an event (unreachable, timed out, or refused it); the outbox publishes it again. */
 export class PublishError extends Schema.TaggedError<PublishError>()("PublishError", {
@@ -16,7 +17,7 @@ export class PublishError extends Schema.TaggedError<PublishError>()("PublishErr
   cause: Schema.Defect()
 }) {
   override get message() {
-    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    const reason = describeCause(this.cause)
     return `event ${this.eventId} (${this.stream} v${this.version}) was not acknowledged by ${this.destination}: ${reason}`
   }
 }

@@ -6,6 +6,7 @@
  * that holds nothing, so snapshots are off; `layerMemory` keeps them in memory, `@chronicle/postgres` in Postgres.
  */
 import { Context, Effect, Layer, Option, Ref, Schema } from "effect"
+import { describeCause } from "./internal/describeCause.ts"
 
 /** The state of a stream at one version, encoded as JSON. */
 export interface Snapshot {
@@ -28,7 +29,7 @@ export class SnapshotStoreError extends Schema.TaggedError<SnapshotStoreError>()
   cause: Schema.Defect()
 }) {
   override get message() {
-    const detail = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    const detail = describeCause(this.cause)
     return `snapshot ${this.operation} on ${this.stream} failed: ${detail}`
   }
 }
