@@ -19,7 +19,7 @@ import type { Envelope } from "@chronicle/core"
 import { EventStore, ExpectedVersion, StreamName, Subscription } from "@chronicle/core"
 import { PgClient } from "@effect/sql-pg"
 import { type Duration, Effect, Layer, Option, PubSub, Queue, Schedule, Stream } from "effect"
-import { SqlClient, type SqlError } from "effect/sql"
+import { SqlClient, SqlError } from "effect/sql"
 import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
 
 /** How the store behaves; every field has a default. */
@@ -120,6 +120,24 @@ const readAllStatement = (filters: { readonly categories: boolean; readonly type
          ORDER BY global_position LIMIT $2) e
        ORDER BY e.global_position LIMIT $2`
     : `SELECT ${columns} FROM chronicle_events WHERE ${below} ${types} ORDER BY global_position LIMIT $2`
+}
+
+/**
+ * SQLSTATE classes that no retry can fix: data exceptions (22), integrity (23), authorization (28), catalog and
+ * schema names (3D, 3F), syntax and access rules (42), unsupported features (0A). Anything else (a connection lost,
+ * a server shutting down or starting, a deadlock, a timeout, no code at all) may pass.
+ */
+const permanentClasses = new Set(["0A", "22", "23", "28", "3D", "3F", "42"])
+
+/** Whether a failure's cause is a database error that retrying cannot fix. */
+const isPermanent = (cause: unknown): boolean => {
+  if (!SqlError.isSqlError(cause)) return false
+  const server: unknown = cause.reason.cause
+  const code =
+    typeof server === "object" && server !== null && "code" in server && typeof server.code === "string"
+      ? server.code
+      : undefined
+  return code !== undefined && permanentClasses.has(code.slice(0, 2))
 }
 
 /** How long the notifier waits after a NOTIFY before sending the next: appends in between share one. */
@@ -294,13 +312,14 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     Effect.mapError(storeError("head"))
   )
 
-  // A subscription outlives database restarts: failed reads are retried with capped backoff instead of ending it.
+  // A subscription outlives database restarts: failed reads are retried with capped backoff, unless the server's
+  // answer shows waiting cannot help (a missing table, a refused permission), which ends it.
   const resilient =
     (read: Subscription.ReadPage<EventStore.EventStoreError>): Subscription.ReadPage<EventStore.EventStoreError> =>
     (after, limit) =>
       read(after, limit).pipe(
-        Effect.tapError((error) => Effect.logWarning(`subscription read failed, retrying: ${error.message}`)),
-        Effect.retry(reconnect)
+        Effect.tapError((error) => Effect.logWarning(`subscription read failed: ${error.message}`)),
+        Effect.retry({ schedule: reconnect, while: (error) => !isPermanent(error.cause) })
       )
 
   const store: EventStore.Service = {

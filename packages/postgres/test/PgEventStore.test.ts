@@ -149,6 +149,18 @@ layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
 })
 
 describe("PgEventStore when the database restarts", () => {
+  it.live("a subscription ends with EventStoreError when waiting cannot help (no events table)", () =>
+    Effect.gen(function* () {
+      const url = yield* PgTest.database
+      const failure = yield* Effect.gen(function* () {
+        const store = yield* EventStore.EventStore
+        return yield* store.subscribe().pipe(Stream.runDrain, Effect.flip, Effect.timeout("30 seconds"))
+      }).pipe(Effect.provide(PgEventStore.layer().pipe(Layer.provide(PgClient.layer({ url: Redacted.make(url) })))))
+      assert.strictEqual(failure._tag, "EventStoreError")
+      assert.include(failure.message, "chronicle_events")
+    })
+  )
+
   it.live(
     "appends fail with EventStoreError while it is down, nothing is half-written, and a subscription carries on",
     () =>
