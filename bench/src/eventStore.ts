@@ -83,7 +83,7 @@ export const setup = Effect.gen(function* () {
   const sql = yield* PgClient.PgClient
   yield* PgMigrations.run
   yield* sql.unsafe(createRawTable)
-  const { store } = yield* PgEventStore.make()
+  const store = yield* PgEventStore.make()
   return { sql, store }
 })
 

@@ -53,7 +53,7 @@ const section: Bench.Section = {
       const { lengths, reps, warmups } = sizes(quick)
       const sql = yield* PgClient.PgClient
       yield* PgMigrations.run
-      const { store } = yield* PgEventStore.make()
+      const store = yield* PgEventStore.make()
       const snapshots = yield* PgSnapshotStore.make
       const codec = SnapshotCodec.make(CounterState)
       // Every stream first, then each size's warm-up right before its measurements: JIT and caches settle first.

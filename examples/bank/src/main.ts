@@ -123,7 +123,7 @@ const program = Effect.gen(function* () {
   const stream = `${Account.category}-${id}`
   const customerId = `cust-${id}` // pseudonymous: subject ids are stored in the clear
   // The store as an older version of the app used it: personal fields sealed, events written in their old shapes.
-  const { store } = yield* PgEventStore.make()
+  const store = yield* PgEventStore.make()
   const asStored = yield* CryptoShredding.make(store, registry)
 
   yield* Console.log(`\n1. ${stream} as older versions of the app stored it, and as the app reads it today:`)

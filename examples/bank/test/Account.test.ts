@@ -29,7 +29,7 @@ const Live = Upcasting.layer(registry).pipe(
 /** Appends events as an older version of the app wrote them: sealed, but not upcast. */
 const appendOld = (stream: string, events: ReadonlyArray<readonly [string, number, Schema.JsonObject]>) =>
   Effect.gen(function* () {
-    const { store } = yield* PgEventStore.make()
+    const store = yield* PgEventStore.make()
     const old = yield* CryptoShredding.make(store, registry)
     const data = events.map(([type, schemaVersion, data]) => ({
       eventId: EventId.random(),

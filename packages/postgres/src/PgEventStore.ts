@@ -342,7 +342,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     head
   }
 
-  return { store }
+  return store
 })
 
 /**
@@ -374,7 +374,4 @@ export const horizonNow: Effect.Effect<Horizon, EventStore.EventStoreError, SqlC
 
 /** Provides the Postgres `EventStore` on the `PgClient` in context (run `PgMigrations` first). */
 export const layer = (options: Options = {}): Layer.Layer<EventStore.EventStore, never, PgClient.PgClient> =>
-  Layer.effect(
-    EventStore.EventStore,
-    Effect.map(make(options), ({ store }) => store)
-  )
+  Layer.effect(EventStore.EventStore, make(options))

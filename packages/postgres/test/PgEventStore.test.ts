@@ -97,7 +97,7 @@ layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
   it.effect("an append in a caller's transaction wakes subscribers when it commits, not before", () =>
     Effect.gen(function* () {
       // Polling an hour apart: only the wake-up can deliver the event in time.
-      const { store } = yield* PgEventStore.make({ pollInterval: "1 hour" })
+      const store = yield* PgEventStore.make({ pollInterval: "1 hour" })
       const sql = yield* SqlClient.SqlClient
       const category = `tx${crypto.randomUUID().slice(0, 8)}`
       const received = yield* store
