@@ -35,6 +35,45 @@ const events = statements(
   `CREATE INDEX chronicle_events_category ON chronicle_events (category, global_position)`
 )
 
+/** The latest snapshot of each stream (see PgSnapshotStore): one row per stream, replaced by each save. */
+const snapshots = statements(
+  `CREATE TABLE chronicle_snapshots (
+     stream_id text COLLATE "C" PRIMARY KEY,
+     version integer NOT NULL,
+     event_id uuid NOT NULL,
+     fingerprint text NOT NULL,
+     state jsonb NOT NULL,
+     saved_at timestamptz NOT NULL DEFAULT now()
+   )`
+)
+
+/**
+ * Event evolution and privacy: the original rows an event migration rewrote (see PgEventMigration), and one data key
+ * per subject, wrapped under the master key; a forgotten subject keeps its row with the key deleted (PgKeyStore).
+ */
+const evolutionAndKeys = statements(
+  `CREATE TABLE chronicle_events_archive (
+     global_position bigint NOT NULL,
+     stream_id text COLLATE "C" NOT NULL,
+     version integer NOT NULL,
+     event_id uuid NOT NULL,
+     type text COLLATE "C" NOT NULL,
+     schema_version integer NOT NULL,
+     data jsonb NOT NULL,
+     metadata jsonb NOT NULL,
+     recorded_at timestamptz NOT NULL,
+     migrated_to integer NOT NULL,
+     archived_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (global_position, schema_version)
+   )`,
+  `CREATE TABLE chronicle_keys (
+     subject text PRIMARY KEY,
+     wrapped_key text,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     forgotten_at timestamptz
+   )`
+)
+
 /**
  * Projections: one checkpoint row per projection (see PgCheckpointStore) and the events parked by projections whose
  * failure policy is to park and go on (see PgDeadLetters).
@@ -49,9 +88,9 @@ const projections = statements(
      projection text NOT NULL,
      global_position bigint NOT NULL,
      event_id uuid NOT NULL,
-     stream_id text NOT NULL,
+     stream_id text COLLATE "C" NOT NULL,
      version integer NOT NULL,
-     type text NOT NULL,
+     type text COLLATE "C" NOT NULL,
      error text NOT NULL,
      parked_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (projection, global_position)
@@ -71,47 +110,8 @@ const inbox = statements(
 /** Every migration, by `<id>_<name>`. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "1_events": Effect.flatMap(SqlClient.SqlClient, events),
-  // The latest snapshot of each stream (see PgSnapshotStore): one row per stream, replaced by each save.
-  "2_snapshots": Effect.flatMap(
-    SqlClient.SqlClient,
-    statements(
-      `CREATE TABLE chronicle_snapshots (
-         stream_id text PRIMARY KEY,
-         version integer NOT NULL,
-         event_id uuid NOT NULL,
-         fingerprint text NOT NULL,
-         state jsonb NOT NULL,
-         saved_at timestamptz NOT NULL DEFAULT now()
-       )`
-    )
-  ),
-  // Event evolution and privacy: the original rows an event migration rewrote (see PgEventMigration), and one data
-  // key per subject, wrapped under the master key; a forgotten subject keeps its row with the key deleted (PgKeyStore).
-  "3_evolution_and_keys": Effect.flatMap(
-    SqlClient.SqlClient,
-    statements(
-      `CREATE TABLE chronicle_events_archive (
-         global_position bigint NOT NULL,
-         stream_id text NOT NULL,
-         version integer NOT NULL,
-         event_id uuid NOT NULL,
-         type text NOT NULL,
-         schema_version integer NOT NULL,
-         data jsonb NOT NULL,
-         metadata jsonb NOT NULL,
-         recorded_at timestamptz NOT NULL,
-         migrated_to integer NOT NULL,
-         archived_at timestamptz NOT NULL DEFAULT now(),
-         PRIMARY KEY (global_position, schema_version)
-       )`,
-      `CREATE TABLE chronicle_keys (
-         subject text PRIMARY KEY,
-         wrapped_key text,
-         created_at timestamptz NOT NULL DEFAULT now(),
-         forgotten_at timestamptz
-       )`
-    )
-  ),
+  "2_snapshots": Effect.flatMap(SqlClient.SqlClient, snapshots),
+  "3_evolution_and_keys": Effect.flatMap(SqlClient.SqlClient, evolutionAndKeys),
   "4_projections": Effect.flatMap(SqlClient.SqlClient, projections),
   "5_inbox": Effect.flatMap(SqlClient.SqlClient, inbox)
 }
