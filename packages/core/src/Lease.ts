@@ -5,6 +5,7 @@
  * as soon as the lease is lost.
  */
 import { Context, Effect, Layer, Schema, type Scope, Semaphore } from "effect"
+import { describeCause } from "./internal/describeCause.ts"
 
 /** The lease could not be taken or checked (its store is unreachable); nothing was held. */
 export class LeaseError extends Schema.TaggedError<LeaseError>()("LeaseError", {
@@ -12,7 +13,7 @@ export class LeaseError extends Schema.TaggedError<LeaseError>()("LeaseError", {
   cause: Schema.Defect()
 }) {
   override get message() {
-    return `lease ${this.lease} could not be taken or checked: ${String(this.cause)}`
+    return `lease ${this.lease} could not be taken or checked: ${describeCause(this.cause)}`
   }
 }
 
