@@ -79,8 +79,14 @@ export const start = async (settings: Readonly<Record<string, string>> = {}): Pr
     onLog: () => {},
     onError: () => {}
   })
-  await pg.initialise()
-  await pg.start()
+  try {
+    await pg.initialise()
+    await pg.start()
+  } catch (error) {
+    await pg.stop()
+    await rm(databaseDir, { recursive: true, force: true })
+    throw error
+  }
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
     stop: async () => {
