@@ -76,6 +76,10 @@ layer(StoreLive, { excludeTestServices: true })("global order under concurrent w
           { concurrency: "unbounded", discard: true }
         ).pipe(Effect.as(true))
         assert.isTrue(written)
+        // The scenario of the issue: the late transaction stays open for seconds after everyone else committed, while
+        // the subscriber keeps being woken and polling. (Nothing is waited for here; the test would pass sooner or
+        // fail the same way with a shorter hold.)
+        yield* Effect.sleep("2 seconds")
         yield* Deferred.succeed(release, undefined)
         yield* Fiber.join(held)
 
