@@ -11,12 +11,12 @@
  * for how long.
  *
  * **Wake-ups.** Appends do not NOTIFY inside their transaction (that would serialise commits on the notify queue's
- * lock). Subscribers in this process are woken by the appends themselves; other processes are woken by one
- * debounced `pg_notify` sent after local appends, and everyone polls as a fallback.
+ * lock). Subscribers in this process are woken by the appends themselves (after the caller's commit, for appends in
+ * a transaction); other processes by a `pg_notify` sent after local appends, at most one per 100 ms; and everyone
+ * polls as a fallback.
  */
 
-import type { Envelope } from "@chronicle/core"
-import { EventStore, ExpectedVersion, StreamName, Subscription } from "@chronicle/core"
+import { type Envelope, EventStore, ExpectedVersion, StreamName, Subscription } from "@chronicle/core"
 import { PgClient } from "@effect/sql-pg"
 import { type Duration, Effect, Layer, Option, PubSub, Queue, Schedule, Stream } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
