@@ -7,7 +7,7 @@
  */
 import {
   Aggregate,
-  CommandHandler,
+  AggregateLoader,
   Decider,
   type Envelope,
   EventId,
@@ -190,7 +190,7 @@ const Counter = Aggregate.make({
 
 const load: Bench.Section = {
   name: "eventstore.load",
-  title: "Load: CommandHandler.load of a long stream beside one SELECT of its rows",
+  title: "Load: AggregateLoader.load of a long stream beside one SELECT of its rows",
   run: ({ databaseUrl, quick }) =>
     Effect.gen(function* () {
       const { loadEvents, loadReps } = sizes(quick)
@@ -207,7 +207,7 @@ const load: Bench.Section = {
         }))
         yield* store.append(stream, batch, ExpectedVersion.exact(version))
       }
-      const ours = CommandHandler.load(Counter, id).pipe(
+      const ours = AggregateLoader.load(Counter, id).pipe(
         Effect.provideService(EventStore.EventStore, store),
         Effect.flatMap((loaded) =>
           loaded.state === loadEvents ? Effect.void : Effect.die(new Error(`loaded ${loaded.state} of ${loadEvents}`))

@@ -1,12 +1,12 @@
 /**
- * Snapshots' figures: loading aggregates of 100, 10,000 and 100,000 events with `CommandHandler.load`, with the
+ * Snapshots' figures: loading aggregates of 100, 10,000 and 100,000 events with `AggregateLoader.load`, with the
  * Postgres snapshot store beside without it, and without it beside one SELECT of the stream's rows. The snapshot sits
  * 99 events behind the end of the stream, the worst case of a policy of one snapshot every 100 events, so a load with
  * snapshots reads one snapshot row and 100 events whatever the stream's length.
  */
 import {
   Aggregate,
-  CommandHandler,
+  AggregateLoader,
   Decider,
   EventStore,
   ExpectedVersion,
@@ -47,7 +47,7 @@ const columns = "global_position, stream_id, version, event_id::text, type, sche
 
 const section: Bench.Section = {
   name: "snapshots.load",
-  title: "Snapshots: CommandHandler.load with and without the Postgres snapshot store, beside one SELECT of the rows",
+  title: "Snapshots: AggregateLoader.load with and without the Postgres snapshot store, beside one SELECT of the rows",
   run: ({ databaseUrl, quick }) =>
     Effect.gen(function* () {
       const { lengths, reps, warmups } = sizes(quick)
@@ -83,7 +83,7 @@ const section: Bench.Section = {
           state: Result.getOrThrow(codec.encode({ total: at }, stream, at))
         })
         const load = (snapshotStore: SnapshotStore.Service, expectedSnapshot: number) =>
-          CommandHandler.load(Counter, id).pipe(
+          AggregateLoader.load(Counter, id).pipe(
             Effect.provideService(EventStore.EventStore, store),
             Effect.provideService(SnapshotStore.SnapshotStore, snapshotStore),
             Effect.flatMap((loaded) =>

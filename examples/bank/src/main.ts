@@ -7,6 +7,7 @@
  */
 import { randomBytes } from "node:crypto"
 import {
+  AggregateLoader,
   CommandHandler,
   CryptoShredding,
   Decider,
@@ -142,7 +143,7 @@ const program = Effect.gen(function* () {
   yield* asStored.append(stream, written, ExpectedVersion.any)
   yield* showHistory(asStored, stream)
   yield* Console.log(
-    `  Loaded through the upcasting store: ${showState((yield* CommandHandler.load(Account, id)).state)}`
+    `  Loaded through the upcasting store: ${showState((yield* AggregateLoader.load(Account, id)).state)}`
   )
 
   yield* Console.log("\n2. New commands write the current versions:")
@@ -153,7 +154,7 @@ const program = Effect.gen(function* () {
 
   yield* Console.log("\n3. A balance read model (PgProjection, table account_balance):")
   yield* runUntilCaughtUp(balances(false))
-  const truth = euros((yield* CommandHandler.load(Account, id)).state.balance)
+  const truth = euros((yield* AggregateLoader.load(Account, id)).state.balance)
   yield* Console.log(`  Handler v1 (bug: ignores withdrawals) caught up: ${yield* readBalance(id)}, not ${truth}`)
   yield* Console.log("  Fix the handler, rebuild aside and swap in:")
   yield* PgProjection.rebuild(balances(true), {
@@ -163,7 +164,7 @@ const program = Effect.gen(function* () {
 
   yield* Console.log(`\n4. Forget the customer ${customerId} (KeyStore.forget deletes their data key):`)
   yield* KeyStore.forget(customerId)
-  yield* Console.log(`  Loaded again: ${showState((yield* CommandHandler.load(Account, id)).state)}`)
+  yield* Console.log(`  Loaded again: ${showState((yield* AggregateLoader.load(Account, id)).state)}`)
   const found = (yield* eventsText).includes("Lovelace")
   yield* Console.log(
     `  "Lovelace" in chronicle_events as plain text: ${found ? "FOUND" : "nowhere"} (sealed on append; its key is gone)`
@@ -175,7 +176,7 @@ const program = Effect.gen(function* () {
     onProgress: ({ done, total }) => Console.log(`    migrated ${done}/${total} events`)
   })
   yield* Console.log(`  Stored: ${yield* storedVersions(stream)}`)
-  yield* Console.log(`  Loaded again: ${showState((yield* CommandHandler.load(Account, id)).state)}`)
+  yield* Console.log(`  Loaded again: ${showState((yield* AggregateLoader.load(Account, id)).state)}`)
 }).pipe(Effect.scoped)
 
 // A real app reads its master key from config (`PgKeyStore.layerConfig`: CHRONICLE_MASTER_KEY, 32 bytes, base64).

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto"
 import {
+  AggregateLoader,
   CommandHandler,
   CryptoShredding,
   EventId,
@@ -66,7 +67,7 @@ layer(Live, { excludeTestServices: true })("bank: event evolution", (it) => {
         ["Deposited", 2, { cents: 300 }],
         ["Deposited", 3, { cents: 200, currency: "USD" }]
       ])
-      const loaded = yield* CommandHandler.load(Account, "a1")
+      const loaded = yield* AggregateLoader.load(Account, "a1")
       assert.deepStrictEqual(loaded.state, { holder: "Ada King Lovelace", balance: 1750, open: true })
       const handled = yield* CommandHandler.handle(Account, "a1", { _tag: "Withdraw", cents: 50 })
       assert.strictEqual(handled.state.balance, 1700)
@@ -95,7 +96,7 @@ layer(Live, { excludeTestServices: true })("bank: event evolution", (it) => {
         ["Deposited", 2, { cents: 300 }],
         ["Deposited", 2, { cents: 400 }]
       ])
-      const before = yield* CommandHandler.load(Account, "m1")
+      const before = yield* AggregateLoader.load(Account, "m1")
       const progress: Array<string> = []
       // The first run stops after its first batch of 2, as a crash would.
       const stopped = yield* PgEventMigration.run(registry, {
@@ -112,7 +113,7 @@ layer(Live, { excludeTestServices: true })("bank: event evolution", (it) => {
       assert.deepStrictEqual(progress, ["2/8", "2/6", "4/6", "6/6"])
       assert.deepStrictEqual(resumed, { done: 6, total: 6 })
       assert.deepStrictEqual(yield* rawVersions("account-m1"), [2, 3, 3, 3, 3])
-      assert.deepStrictEqual((yield* CommandHandler.load(Account, "m1")).state, before.state)
+      assert.deepStrictEqual((yield* AggregateLoader.load(Account, "m1")).state, before.state)
       const sql = yield* SqlClient.SqlClient
       const archived = yield* sql<{ schema_version: number; migrated_to: number }>`
         SELECT schema_version, migrated_to FROM chronicle_events_archive WHERE stream_id = 'account-m1' ORDER BY version`
@@ -142,7 +143,7 @@ layer(Live, { excludeTestServices: true })("bank: undecodable events", (it) => {
         ["AccountOpened", 2, { customerId: "cust-u1", firstName: "Alan", lastName: "Turing" }],
         ["Deposited", 7, { cents: 1 }]
       ])
-      const unknown = yield* CommandHandler.load(Account, "u1").pipe(Effect.flip)
+      const unknown = yield* AggregateLoader.load(Account, "u1").pipe(Effect.flip)
       assert.strictEqual(unknown._tag, "EventDecodeError")
       assert.deepInclude(unknown, {
         stream: "account-u1",
@@ -152,7 +153,7 @@ layer(Live, { excludeTestServices: true })("bank: undecodable events", (it) => {
         schemaVersion: 7
       })
       yield* appendOld("account-u2", [["Deposited", 1, { amount: -5 }]])
-      const failing = yield* CommandHandler.load(Account, "u2").pipe(Effect.flip)
+      const failing = yield* AggregateLoader.load(Account, "u2").pipe(Effect.flip)
       assert.deepInclude(failing, { stream: "account-u2", version: 1, type: "Deposited", schemaVersion: 1 })
       assert.include(failing.message, "cents")
       const migration = yield* PgEventMigration.run(registry).pipe(Effect.flip)
@@ -175,9 +176,9 @@ layer(Live, { excludeTestServices: true })("bank: a forgotten customer", (it) =>
       yield* CommandHandler.handle(Account, "f1", { _tag: "Deposit", cents: 900 })
       const [key] = (yield* (yield* KeyStore.KeyStore).find(["cust-f1"])).values()
       assert.notInclude(yield* tableText("chronicle_keys"), Buffer.from(key!).toString("base64"))
-      assert.strictEqual((yield* CommandHandler.load(Account, "f1")).state.holder, "Margaret Hamilton")
+      assert.strictEqual((yield* AggregateLoader.load(Account, "f1")).state.holder, "Margaret Hamilton")
       yield* KeyStore.forget("cust-f1")
-      assert.deepStrictEqual((yield* CommandHandler.load(Account, "f1")).state, {
+      assert.deepStrictEqual((yield* AggregateLoader.load(Account, "f1")).state, {
         holder: "[forgotten] [forgotten]",
         balance: 900,
         open: true
@@ -208,9 +209,9 @@ layer(Live, { excludeTestServices: true })("bank: a forgotten customer", (it) =>
           assert.notInclude(text, plain)
           assert.notInclude(text, JSON.stringify(plain).slice(1, -1))
         }
-        assert.strictEqual((yield* CommandHandler.load(Account, id)).state.holder, "[forgotten] [forgotten]")
+        assert.strictEqual((yield* AggregateLoader.load(Account, id)).state.holder, "[forgotten] [forgotten]")
         // The v1 event (one full-name field) is redacted before it is upcast, and stays redacted in both new fields.
-        assert.strictEqual((yield* CommandHandler.load(Account, `old${id}`)).state.holder, "[forgotten] [forgotten]")
+        assert.strictEqual((yield* AggregateLoader.load(Account, `old${id}`)).state.holder, "[forgotten] [forgotten]")
       }),
     { arbitrary: { runs: 15 } }
   )

@@ -1,4 +1,4 @@
-import { CommandHandler, SnapshotStore } from "@chronicle/core"
+import { AggregateLoader, CommandHandler, SnapshotStore } from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
 import { PgTest, SnapshotProperties } from "@chronicle/testing"
 import { assert, describe, it, layer } from "@effect/vitest"
@@ -45,7 +45,7 @@ layer(Live, { excludeTestServices: true })("cart snapshots on Postgres", (it) =>
         }),
         Effect.timeout("20 seconds")
       )
-      const loaded = yield* CommandHandler.load(Cart, "long")
+      const loaded = yield* AggregateLoader.load(Cart, "long")
       assert.isAtLeast(loaded.snapshotVersion, 100)
       assert.isAtMost(loaded.version - loaded.snapshotVersion, 50)
       assert.deepStrictEqual(

@@ -1,10 +1,13 @@
 /**
  * Snapshot policies: when the command handler saves a snapshot. After each command that wrote events, the handler
- * asks the policy in context whether to snapshot the new state; the ready policies are every N events, a predicate on
+ * asks the policy in context whether to snapshot the new state. The ready policies are every N events, a predicate on
  * the state, and never (the default). An app gives each aggregate its own policy by category:
  * `SnapshotPolicy.layerByCategory({ cart: SnapshotPolicy.everyEvents(100) })`.
+ *
+ * A policy's layer also owns the fibers that save snapshots. Saves run there, off the command's path. When the layer
+ * ends (with the app's layer), it waits for the saves still running.
  */
-import { Context, Layer } from "effect"
+import { Context, Effect, FiberSet, Layer, Option } from "effect"
 import * as StreamName from "./StreamName.ts"
 
 /** What a policy sees after a command wrote events. */
@@ -42,8 +45,25 @@ export class SnapshotPolicy extends Context.Reference<Policy>("@chronicle/core/S
   defaultValue: () => never
 }) {}
 
-/** Provides one policy for every aggregate. */
-export const layer = (policy: Policy): Layer.Layer<never> => Layer.succeed(SnapshotPolicy, policy)
+/** The fibers snapshot saves run in; none by default, and then a save runs in the command's own fiber. */
+export class SaveFibers extends Context.Reference<Option.Option<FiberSet.FiberSet<void>>>(
+  "@chronicle/core/SnapshotPolicy/SaveFibers",
+  { defaultValue: () => Option.none() }
+) {}
+
+/** Provides fibers for snapshot saves; when the layer ends, it waits for the saves still running. */
+export const layerSaveFibers: Layer.Layer<never> = Layer.effect(
+  SaveFibers,
+  Effect.gen(function* () {
+    const fibers = yield* FiberSet.make<void>()
+    yield* Effect.addFinalizer(() => FiberSet.awaitEmpty(fibers))
+    return Option.some(fibers)
+  })
+)
+
+/** Provides one policy for every aggregate, and the fibers its saves run in. */
+export const layer = (policy: Policy): Layer.Layer<never> =>
+  Layer.merge(Layer.succeed(SnapshotPolicy, policy), layerSaveFibers)
 
 /**
  * Provides a policy per stream category (`{ cart: everyEvents(100) }`), and `otherwise` (never, unless given) for

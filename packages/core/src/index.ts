@@ -1,4 +1,5 @@
 export * as Aggregate from "./Aggregate.ts"
+export * as AggregateLoader from "./AggregateLoader.ts"
 export * as CheckpointStore from "./CheckpointStore.ts"
 export * as CommandHandler from "./CommandHandler.ts"
 export * as CryptoShredding from "./CryptoShredding.ts"

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Result, Schema, Stream } from "effect"
 import * as Aggregate from "../src/Aggregate.ts"
+import * as AggregateLoader from "../src/AggregateLoader.ts"
 import * as CommandHandler from "../src/CommandHandler.ts"
 import * as Decider from "../src/Decider.ts"
 import * as EventId from "../src/EventId.ts"
@@ -106,7 +107,7 @@ describe("CommandHandler", () => {
       })
       const second = yield* handle({ _tag: "Withdraw", amount: 4 })
       assert.deepStrictEqual([second.state, second.version], [{ balance: 6, closed: false }, 2])
-      const loaded = yield* CommandHandler.load(Account, "1")
+      const loaded = yield* AggregateLoader.load(Account, "1")
       assert.deepStrictEqual([loaded.state, loaded.version], [{ balance: 6, closed: false }, 2])
       assert.deepStrictEqual(yield* storedEvents, [Deposited.make({ amount: 10 }), Withdrawn.make({ amount: 4 })])
     }).pipe(Effect.provide(EventStore.layerMemory))
@@ -183,7 +184,7 @@ describe("CommandHandler", () => {
           discard: true
         }
       ).pipe(Effect.provideService(EventStore.EventStore, store))
-      const loaded = yield* CommandHandler.load(Account, "1").pipe(Effect.provideService(EventStore.EventStore, inner))
+      const loaded = yield* AggregateLoader.load(Account, "1").pipe(Effect.provideService(EventStore.EventStore, inner))
       assert.deepStrictEqual([loaded.state.balance, loaded.version], [210, 20])
       assert.isAbove(conflicts, 0, "the handlers never raced, so no retry was exercised")
     })
