@@ -19,7 +19,7 @@ import {
   StreamName,
   Upcasting
 } from "@chronicle/core"
-import { PgEventMigration, PgEventStore, PgKeyStore, PgMigrations, PgProjection } from "@chronicle/postgres"
+import { PgEventStore, PgEventUpgrade, PgKeyStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { EmbeddedPostgres } from "@chronicle/testing"
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
@@ -170,8 +170,8 @@ const program = Effect.gen(function* () {
     `  "Lovelace" in chronicle_events as plain text: ${found ? "FOUND" : "nowhere"} (sealed on append; its key is gone)`
   )
 
-  yield* Console.log("\n5. The event migration rewrites old versions in place (originals kept in the archive table):")
-  yield* PgEventMigration.run(registry, {
+  yield* Console.log("\n5. The event upgrade rewrites old versions in place (originals kept in the archive table):")
+  yield* PgEventUpgrade.run(registry, {
     batchSize: 2,
     onProgress: ({ done, total }) => Console.log(`    migrated ${done}/${total} events`)
   })

@@ -9,7 +9,7 @@ import {
   KeyStore,
   Upcasting
 } from "@chronicle/core"
-import { PgEventMigration, PgEventStore, PgKeyStore, PgMigrations } from "@chronicle/postgres"
+import { PgEventStore, PgEventUpgrade, PgKeyStore, PgMigrations } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer, Redacted, Schema, Stream } from "effect"
@@ -87,7 +87,7 @@ layer(Live, { excludeTestServices: true })("bank: event evolution", (it) => {
     })
   )
 
-  it.effect("the event migration rewrites old versions in batches, archives the originals and resumes", () =>
+  it.effect("the event upgrade rewrites old versions in batches, archives the originals and resumes", () =>
     Effect.gen(function* () {
       yield* appendOld("account-m1", [
         ["AccountOpened", 1, { customerId: "cust-m1", holder: "Grace Brewster Hopper" }],
@@ -99,13 +99,13 @@ layer(Live, { excludeTestServices: true })("bank: event evolution", (it) => {
       const before = yield* AggregateLoader.load(Account, "m1")
       const progress: Array<string> = []
       // The first run stops after its first batch of 2, as a crash would.
-      const stopped = yield* PgEventMigration.run(registry, {
+      const stopped = yield* PgEventUpgrade.run(registry, {
         batchSize: 2,
         onProgress: ({ done, total }) =>
           Effect.sync(() => progress.push(`${done}/${total}`)).pipe(Effect.andThen(Effect.die("stop")))
       }).pipe(Effect.exit)
       assert.isTrue(stopped._tag === "Failure")
-      const resumed = yield* PgEventMigration.run(registry, {
+      const resumed = yield* PgEventUpgrade.run(registry, {
         batchSize: 2,
         onProgress: ({ done, total }) => Effect.sync(() => progress.push(`${done}/${total}`))
       })
@@ -131,7 +131,7 @@ layer(Live, { excludeTestServices: true })("bank: event evolution", (it) => {
         (yield* tableText("chronicle_events")) + (yield* tableText("chronicle_events_archive")),
         "Brewster"
       )
-      assert.deepStrictEqual(yield* PgEventMigration.run(registry), { done: 0, total: 0 })
+      assert.deepStrictEqual(yield* PgEventUpgrade.run(registry), { done: 0, total: 0 })
     })
   )
 })
@@ -156,7 +156,7 @@ layer(Live, { excludeTestServices: true })("bank: undecodable events", (it) => {
       const failing = yield* AggregateLoader.load(Account, "u2").pipe(Effect.flip)
       assert.deepInclude(failing, { stream: "account-u2", version: 1, type: "Deposited", schemaVersion: 1 })
       assert.include(failing.message, "cents")
-      const migration = yield* PgEventMigration.run(registry).pipe(Effect.flip)
+      const migration = yield* PgEventUpgrade.run(registry).pipe(Effect.flip)
       assert.deepInclude(migration, { _tag: "EventDecodeError", stream: "account-u2", schemaVersion: 1 })
     })
   )

@@ -4,10 +4,11 @@
  */
 import type { Schema } from "effect"
 import type { Decider } from "./Decider.ts"
+import type { Tagged } from "./Envelope.ts"
 import * as EventCodec from "./EventCodec.ts"
 
 /** An aggregate type: where its streams live, what it accepts and records, and how it decides. */
-export interface Aggregate<Command, Event extends EventCodec.Tagged, State, Error = never> {
+export interface Aggregate<Command, Event extends Tagged, State, Error = never> {
   /** The stream category: aggregate `id` lives in stream `<category>-<id>`. */
   readonly category: string
   /** The schema of the commands it accepts (property tests generate commands from it). */
@@ -21,7 +22,7 @@ export interface Aggregate<Command, Event extends EventCodec.Tagged, State, Erro
 }
 
 /** Builds an aggregate from its category, schemas and decider. */
-export const make = <Command, Event extends EventCodec.Tagged, State, Error = never>(definition: {
+export const make = <Command, Event extends Tagged, State, Error = never>(definition: {
   readonly category: string
   readonly commands: Schema.Codec<Command, unknown>
   readonly events: Schema.Codec<Event, unknown>

@@ -13,6 +13,7 @@
  */
 import { Data, Effect, FiberSet, Option, Result, type Schema, Stream } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
+import type { Tagged } from "./Envelope.ts"
 import type * as EventCodec from "./EventCodec.ts"
 import { EventStore, type EventStoreError } from "./EventStore.ts"
 import * as SnapshotCodec from "./SnapshotCodec.ts"
@@ -40,7 +41,7 @@ class SnapshotMismatch extends Data.TaggedError("SnapshotMismatch")<{ readonly f
 
 // Folds the stream into `start.state`: from the first event, or from the event a snapshot reflects. That event must
 // still be there with the same id; it is checked, not folded again.
-const foldStream = <C, E extends EventCodec.Tagged, S, Err>(
+const foldStream = <C, E extends Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   stream: string,
   start: { readonly state: S; readonly snapshot?: Snapshot }
@@ -102,7 +103,7 @@ const usableSnapshot = <S>(codec: SnapshotCodec.SnapshotCodec<S>, stream: string
  * Loads aggregate `id`: from its latest usable snapshot and the events after it when the aggregate has a state
  * schema and a `SnapshotStore` is in context, otherwise by folding every event of its stream.
  */
-export const load = <C, E extends EventCodec.Tagged, S, Err>(
+export const load = <C, E extends Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   id: string
 ): Effect.Effect<Loaded<S>, LoadError, EventStore> =>
@@ -157,7 +158,7 @@ const save = <S>(schema: Schema.Codec<S, unknown>, stream: string, reached: Reac
  * Saves a snapshot of the state a command reached when the `SnapshotPolicy` in context asks for one. The save runs
  * in the policy layer's fibers (see `SnapshotPolicy.SaveFibers`), or in the caller's fiber when none are provided.
  */
-export const saveIfDue = <C, E extends EventCodec.Tagged, S, Err>(
+export const saveIfDue = <C, E extends Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   loaded: Loaded<S>,
   reached: Reached<S>

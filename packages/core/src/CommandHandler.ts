@@ -15,7 +15,7 @@ import { Effect, Result, Schedule, Schema } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import * as AggregateLoader from "./AggregateLoader.ts"
 import * as Decider from "./Decider.ts"
-import type { Metadata } from "./Envelope.ts"
+import type { Metadata, Tagged } from "./Envelope.ts"
 import * as EventCodec from "./EventCodec.ts"
 import * as EventId from "./EventId.ts"
 import { type AppendError, ConcurrencyError, EventStore } from "./EventStore.ts"
@@ -63,7 +63,7 @@ export type HandleError<Err> =
   | EventCodec.EventEncodeError
 
 /** Handles one command for aggregate `id`: load, decide, append; retried on a concurrent write. */
-export const handle = <C, E extends EventCodec.Tagged, S, Err>(
+export const handle = <C, E extends Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   id: string,
   command: NoInfer<C>,

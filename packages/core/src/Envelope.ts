@@ -5,6 +5,11 @@
  */
 import { Schema } from "effect"
 
+/** Any domain event: a value with a type tag. */
+export interface Tagged {
+  readonly _tag: string
+}
+
 /** Who caused an event and why: correlation and causation ids, plus any JSON fields the application adds. */
 export interface Metadata {
   readonly correlationId?: string

@@ -4,14 +4,13 @@
  * (stream, version, position, type, schema version) when a stored event does not decode.
  */
 import { Effect, Result, Schema } from "effect"
+import type * as Envelope from "./Envelope.ts"
 import type { EventData, Metadata, RecordedEvent } from "./Envelope.ts"
 import * as EventId from "./EventId.ts"
 import * as EventVersions from "./EventVersions.ts"
 
-/** Any domain event: a value with a type tag. */
-export interface Tagged {
-  readonly _tag: string
-}
+/** Any domain event (defined in `Envelope`; kept here for modules that name it `EventCodec.Tagged`). */
+export type Tagged = Envelope.Tagged
 
 /** A stored event could not be decoded into its domain type. */
 export class EventDecodeError extends Schema.TaggedError<EventDecodeError>()("EventDecodeError", {

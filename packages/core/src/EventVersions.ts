@@ -12,7 +12,7 @@
  * ```
  */
 import { Result, Schema, SchemaAST, SchemaTransformation } from "effect"
-import type { Tagged } from "./EventCodec.ts"
+import type { Tagged } from "./Envelope.ts"
 
 const annotationKey = "@chronicle/core/EventVersions"
 

@@ -1,7 +1,8 @@
 /**
  * Chronicle's Postgres schema, shipped as migrations in code. `run` applies the pending ones in id order inside one
  * transaction under a table lock, so several app instances may call it at once; re-running it is a no-op. Each
- * package feature adds its tables as a new numbered entry; never edit an entry that has shipped.
+ * package feature adds its tables as a new numbered entry; never edit an entry that has shipped. It creates
+ * tables only: rewriting stored events to their current version is `PgEventUpgrade`.
  */
 import { Effect, Layer } from "effect"
 import { Migrator, SqlClient, type SqlError } from "effect/sql"
@@ -48,7 +49,7 @@ const snapshots = statements(
 )
 
 /**
- * Event evolution and privacy: the original rows an event migration rewrote (see PgEventMigration), and one data key
+ * Event evolution and privacy: the original rows an event upgrade rewrote (see PgEventUpgrade), and one data key
  * per subject, wrapped under the master key; a forgotten subject keeps its row with the key deleted (PgKeyStore).
  */
 const evolutionAndKeys = statements(

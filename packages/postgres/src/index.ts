@@ -1,7 +1,7 @@
 export * as PgCheckpointStore from "./PgCheckpointStore.ts"
 export * as PgDeadLetters from "./PgDeadLetters.ts"
-export * as PgEventMigration from "./PgEventMigration.ts"
 export * as PgEventStore from "./PgEventStore.ts"
+export * as PgEventUpgrade from "./PgEventUpgrade.ts"
 export * as PgInbox from "./PgInbox.ts"
 export * as PgKeyStore from "./PgKeyStore.ts"
 export * as PgLease from "./PgLease.ts"

@@ -1,10 +1,12 @@
 /**
- * Event migrations on Postgres: an explicit operation that rewrites stored events of old schema versions as their
- * current version, so reads stop paying for upcasting. It works in batches, each in one transaction that first copies
- * the original rows into `chronicle_events_archive` and then rewrites them in place (same stream, version, position
- * and event id). It is resumable: a run that stops (a failure, an interruption) keeps the batches it committed, and
- * the next run selects only the events still below their current version. When a `KeyStore` is in context, personal
- * fields are opened before upcasting and sealed again after; those of forgotten subjects are written redacted.
+ * Event upgrades on Postgres: rewrite stored events of old schema versions as their current version, so reads stop
+ * paying for upcasting. Not to be confused with `PgMigrations`, which creates tables.
+ *
+ * You run it yourself. It works in batches, one transaction each. A batch copies the original rows into
+ * `chronicle_events_archive`, then rewrites them in place (same stream, version, position and event id). It is
+ * resumable: a run that stops keeps the batches it committed, and the next run selects only the events still below
+ * their current version. With a `KeyStore` in context, personal fields are opened before upcasting and sealed again
+ * after. Those of forgotten subjects are written redacted.
  */
 
 import type { Envelope } from "@chronicle/core"
@@ -23,23 +25,23 @@ export interface Progress {
 export interface Options {
   /** How many events one transaction rewrites; 500 unless set. */
   readonly batchSize?: number
-  /** Called after each committed batch; logs `event migration: done/total events` unless set. */
+  /** Called after each committed batch; logs `event upgrade: done/total events` unless set. */
   readonly onProgress?: (progress: Progress) => Effect.Effect<void>
 }
 
 /** The migration could not read or write the database, or was not given what it needs. */
-export class EventMigrationError extends Schema.TaggedError<EventMigrationError>()("EventMigrationError", {
+export class EventUpgradeError extends Schema.TaggedError<EventUpgradeError>()("EventUpgradeError", {
   reason: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
   override get message() {
-    return `event migration failed: ${this.reason}`
+    return `event upgrade failed: ${this.reason}`
   }
 }
 
 /** Every way a migration can fail; batches committed before the failure stay committed. */
-export type MigrationError =
-  | EventMigrationError
+export type UpgradeError =
+  | EventUpgradeError
   | EventCodec.EventDecodeError
   | EventStore.EventStoreError
   | EventStore.InvalidAppend
@@ -51,19 +53,18 @@ const pending = `FROM chronicle_events e
 export const run = (
   registry: EventVersions.Registry,
   options: Options = {}
-): Effect.Effect<Progress, MigrationError, SqlClient.SqlClient> =>
+): Effect.Effect<Progress, UpgradeError, SqlClient.SqlClient> =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const batchSize = options.batchSize ?? 500
-    const onProgress =
-      options.onProgress ?? ((p: Progress) => Effect.log(`event migration: ${p.done}/${p.total} events`))
+    const onProgress = options.onProgress ?? ((p: Progress) => Effect.log(`event upgrade: ${p.done}/${p.total} events`))
     const keys = yield* Effect.serviceOption(KeyStore.KeyStore)
     const cipher = Option.isSome(keys)
       ? yield* Effect.provideService(CryptoShredding.makeCipher(registry), KeyStore.KeyStore, keys.value)
       : undefined
     const evolved = [...registry.values()].filter((entry) => entry.version > 1)
     const params = [evolved.map((entry) => entry.type), evolved.map((entry) => entry.version)]
-    const sqlError = (reason: string) => (cause: SqlError.SqlError) => new EventMigrationError({ reason, cause })
+    const sqlError = (reason: string) => (cause: SqlError.SqlError) => new EventUpgradeError({ reason, cause })
 
     const [count] = yield* sql
       .unsafe<{ n: number }>(`SELECT count(*)::int4 AS n ${pending}`, params)
