@@ -20,14 +20,14 @@ export const Event = Schema.Union([ItemAdded, ItemRemoved, CheckedOut])
 /** Any event of a cart. */
 export type Event = typeof Event.Type
 
-// ── Fold ── records facts; makes no decisions and never fails.
+// ── State ── one Schema (snapshots store it); the type is derived.
 /** What a cart knows: the quantity of each SKU in it, and whether it is checked out. */
-export interface State {
-  readonly items: ReadonlyMap<string, number>
-  readonly checkedOut: boolean
-}
+export const State = Schema.Struct({ items: Schema.ReadonlyMap(Schema.String, Schema.Int), checkedOut: Schema.Boolean })
+/** What a cart knows. */
+export type State = typeof State.Type
 /** The state of a cart with no events. */
 export const initialState: State = { items: new Map(), checkedOut: false }
+// ── Fold ── records facts; makes no decisions and never fails.
 /** Applies one event to the state. */
 export const evolve = (state: State, event: Event): State => {
   switch (event._tag) {
@@ -58,19 +58,15 @@ export const Command = Schema.TaggedUnion({
 /** Any command a cart accepts. */
 export type Command = typeof Command.Type
 
-/** The cart is checked out and accepts no more commands. */
-export class CartCheckedOut extends Schema.TaggedError<CartCheckedOut>()("CartCheckedOut", {}) {}
 /** An empty cart cannot be checked out. */
 export class CartEmpty extends Schema.TaggedError<CartEmpty>()("CartEmpty", {}) {}
-/** Why a cart refuses a command. */
-export type Refusal = CartCheckedOut | CartEmpty
 
 /**
  * Decides the events a command produces, or why it is refused. Removing more than the cart holds removes what it
- * holds; removing what is not in the cart writes nothing, so a repeated removal is harmless.
+ * holds; removing what is not in the cart writes nothing, so a repeated removal is harmless. A checked-out cart is
+ * terminal: the command handler refuses it with `StreamClosed` before `decide` runs.
  */
-export const decide = (command: Command, state: State): Result.Result<ReadonlyArray<Event>, Refusal> => {
-  if (state.checkedOut) return Result.fail(new CartCheckedOut())
+export const decide = (command: Command, state: State): Result.Result<ReadonlyArray<Event>, CartEmpty> => {
   switch (command._tag) {
     case "AddItem":
       return Result.succeed([ItemAdded.make({ sku: command.sku, quantity: command.quantity })])
@@ -85,14 +81,8 @@ export const decide = (command: Command, state: State): Result.Result<ReadonlyAr
   }
 }
 
-/** The cart's domain logic. */
+/** The cart's domain logic; a checked-out cart takes no more commands. */
 export const decider = Decider.make({ initialState, decide, evolve, isTerminal: (state: State) => state.checkedOut })
 
-/** The state's schema, so snapshots can store it. */
-export const StateSchema = Schema.Struct({
-  items: Schema.ReadonlyMap(Schema.String, Schema.Int),
-  checkedOut: Schema.Boolean
-})
-
 /** The cart aggregate: streams `cart-<id>`. */
-export const Cart = Aggregate.make({ category: "cart", commands: Command, events: Event, state: StateSchema, decider })
+export const Cart = Aggregate.make({ category: "cart", commands: Command, events: Event, state: State, decider })

@@ -22,7 +22,6 @@ const send = (id: string, command: Command, commandId?: string) =>
       Console.log(`${command._tag.padEnd(10)} ${JSON.stringify(command).padEnd(48)} → ${handled.written} event(s)`)
     ),
     Effect.catchTags({
-      CartCheckedOut: (error) => Console.log(`${command._tag.padEnd(10)} refused: ${error._tag}`),
       CartEmpty: (error) => Console.log(`${command._tag.padEnd(10)} refused: ${error._tag}`),
       StreamClosed: (error) => Console.log(`${command._tag.padEnd(10)} refused: ${error.message}`)
     })

@@ -4,10 +4,12 @@
  * state. Specs are pure (no Effect runtime, no store) and run from plain vitest; a mismatch throws Node's
  * `AssertionError`, whose actual/expected diff vitest prints.
  *
- * **Gotchas**: a spec calls `decide` directly, even in a terminal state, so it tests the decider's own rules (what the
- * command handler would refuse up front with `StreamClosed`, the spec still asks `decide`). The object `when` returns
- * has a `then` method, so it is a thenable: finish it with `then`, `thenFails` or `thenState`, never `await` or
- * return it from an async test.
+ * A history that ends in a terminal state (the decider's `isTerminal`) is closed, as the command handler sees it: the
+ * command handler refuses every command there with `StreamClosed` before `decide` runs. Assert that with `thenClosed`;
+ * `then`, `thenFails` and `thenState` fail on a closed stream.
+ *
+ * **Gotchas**: the object `when` returns has a `then` method, so it is a thenable: finish it with `then`,
+ * `thenFails`, `thenState` or `thenClosed`, never `await` or return it from an async test.
  */
 import { AssertionError, deepStrictEqual } from "node:assert/strict"
 import { Decider } from "@chronicle/core"
@@ -24,6 +26,8 @@ export interface Then<Event, State, Error> {
   readonly thenFails: (expected?: Error | ((error: Error) => boolean)) => void
   /** Asserts that the command is accepted and that folding its events into the given state gives `state`. */
   readonly thenState: (state: State) => void
+  /** Asserts that the stream is closed: the history ends in a terminal state, so the handler refuses any command. */
+  readonly thenClosed: () => void
 }
 
 /** A spec whose history is set: the command comes next. */
@@ -43,8 +47,18 @@ const show = (value: unknown): string => Formatter.format(value)
 const whenIn =
   <Command, Event, State, Error>(decider: Decider.Decider<Command, Event, State, Error>, state: State) =>
   (command: Command): Then<Event, State, Error> => {
-    const decided = decider.decide(command, state)
+    const closed = Decider.isTerminal(decider, state)
+    const decided = closed ? Result.succeed([]) : decider.decide(command, state)
+    const open = () => {
+      if (!closed) return
+      throw new AssertionError({
+        message: `expected ${show(command)} to be decided, but the stream is closed (the decider's isTerminal)`,
+        actual: state,
+        expected: "an open stream"
+      })
+    }
     const accepted = (expected: unknown): ReadonlyArray<Event> => {
+      open()
       if (Result.isSuccess(decided)) return decided.success
       throw new AssertionError({
         message: `expected ${show(command)} to be accepted, but it was refused with ${show(decided.failure)}`,
@@ -56,6 +70,7 @@ const whenIn =
       // biome-ignore lint/suspicious/noThenProperty: `then(events)` is the given/when/then vocabulary of specs
       then: (events) => deepStrictEqual(accepted(events), events),
       thenFails: (expected) => {
+        open()
         if (Result.isSuccess(decided)) {
           throw new AssertionError({
             message: `expected ${show(command)} to be refused, but it decided ${show(decided.success)}`,
@@ -75,6 +90,14 @@ const whenIn =
         } else if (expected !== undefined) {
           deepStrictEqual(decided.failure, expected)
         }
+      },
+      thenClosed: () => {
+        if (closed) return
+        throw new AssertionError({
+          message: `expected the stream to be closed before ${show(command)}, but its state is not terminal`,
+          actual: state,
+          expected: "a terminal state"
+        })
       },
       thenState: (expected) => deepStrictEqual(Decider.fold(decider, accepted(expected), state), expected)
     }

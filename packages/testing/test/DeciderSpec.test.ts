@@ -106,10 +106,11 @@ describe("DeciderSpec", () => {
     )
   })
 
-  it("asks decide even in a terminal state, so the decider's own rules are what is tested", () => {
-    spec
-      .given([{ _tag: "Stopped" }])
-      .when({ _tag: "Add", by: 1 })
-      .then([{ _tag: "Added", by: 1 }])
+  it("a terminal state is a closed stream, as the command handler sees it: thenClosed holds, nothing else does", () => {
+    const stopped = spec.given([{ _tag: "Stopped" }]).when({ _tag: "Add", by: 1 })
+    stopped.thenClosed()
+    assert.throws(() => stopped.then([{ _tag: "Added", by: 1 }]), AssertionError, /stream is closed/)
+    assert.throws(() => stopped.thenFails(), AssertionError, /stream is closed/)
+    assert.throws(() => spec.when({ _tag: "Add", by: 1 }).thenClosed(), AssertionError, /not terminal/)
   })
 })

@@ -1,16 +1,19 @@
 /**
- * Property laws for aggregates, checked over random command sequences generated from the aggregate's own command and
- * event schemas by Effect's `Arbitrary` module: a user writes no generator. Each law is an Effect that succeeds when it
- * held in every generated case and otherwise fails with `LawFailed`, whose message shows the shrunk counterexample and
- * the token that replays it. From vitest: `it.effect("laws", () => DeciderProperties.checkAll(Cart, { invariants }))`.
+ * The laws of an aggregate, checked over random command sequences. The commands come from the aggregate's own
+ * command schema, through Effect's `Arbitrary` module: a user writes no generator. Each law is an Effect. It succeeds
+ * when the law held in every generated case, and otherwise fails with `LawFailed`. The failure's message shows the
+ * shrunk counterexample and the token that replays it. From vitest:
+ * `it.effect("laws", () => AggregateLaws.checkAll(Cart, { invariants }))`.
  *
- * Effect's engine has everything the laws need (generation from schemas, sequences that shrink by dropping commands,
- * effectful properties, replay), so fast-check is not used here.
+ * The laws: invariants hold, no state is mutated, folding reproduces the state, events round-trip, snapshots plus
+ * their tail equal the full fold, idempotent commands decide nothing again, and re-sent commands write nothing.
+ * Commands in a terminal state (the decider's `isTerminal`) are skipped, as the command handler refuses them.
  */
 import {
   type Aggregate,
   CommandHandler,
   Decider,
+  type Envelope,
   type EventCodec,
   EventId,
   EventStore,
@@ -19,7 +22,7 @@ import {
 } from "@chronicle/core"
 import { Arbitrary, Data, Effect, Equal, Formatter, Hash, Result, Schema } from "effect"
 
-/** How the laws generate and check command sequences. */
+/** How the laws generate and check command sequences; one options type for every law. */
 export interface Options<Command, State> {
   /** How many random command sequences each law checks; 1,000 unless set. */
   readonly runs?: number
@@ -135,7 +138,7 @@ const shareStrings =
   }
 
 /** Random command sequences: from `options.commands`, or from the command schema with strings shared out. */
-const commandSequences = <C, E extends EventCodec.Tagged, S, Err>(
+const commandSequences = <C, E extends Envelope.Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   options: Options<C, S>
 ): Arbitrary.Arbitrary<ReadonlyArray<C>> => {
@@ -177,7 +180,7 @@ const stepsOf = <C, E, S, Err>(
 }
 
 /** Law: every state reachable by random commands satisfies every named invariant (and deciding never throws). */
-export const invariants = <C, E extends EventCodec.Tagged, S, Err>(
+export const invariants = <C, E extends Envelope.Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   options: Options<C, S> = {}
 ): Effect.Effect<void, LawFailed> => {
@@ -201,23 +204,11 @@ export const invariants = <C, E extends EventCodec.Tagged, S, Err>(
   )
 }
 
-/** Snapshots store a state through the `SnapshotCodec` of its schema: the state must come back equal. */
-const snapshotBroken = <S>(codec: SnapshotCodec.SnapshotCodec<S>, state: S): string | undefined => {
-  const encoded = codec.encode(state, "law-snapshot", 0)
-  if (Result.isFailure(encoded)) return `the state schema cannot encode ${show(state)}: ${encoded.failure.reason}`
-  const decoded = codec.decode(JSON.parse(JSON.stringify(encoded.success)), "law-snapshot", 0)
-  if (Result.isFailure(decoded)) return `the state schema cannot decode ${show(state)}: ${decoded.failure.reason}`
-  return Equal.equals(decoded.success, state)
-    ? undefined
-    : `${show(state)} comes back from the state schema as ${show(decoded.success)}`
-}
-
 /**
- * Law: no state changes once reached (`decide` and `evolve` must not mutate their inputs); folding all the events a
- * random command sequence decided, from the initial state, gives the state reached step by step; and when the
- * aggregate has a state schema, every state reached survives a snapshot through it.
+ * Law: no state changes once reached: `decide` and `evolve` must not mutate their inputs, nor the initial state that
+ * every stream shares.
  */
-export const foldReproducesState = <C, E extends EventCodec.Tagged, S, Err>(
+export const stateIsNeverMutated = <C, E extends Envelope.Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   options: Options<C, S> = {}
 ): Effect.Effect<void, LawFailed> =>
@@ -225,7 +216,7 @@ export const foldReproducesState = <C, E extends EventCodec.Tagged, S, Err>(
     // The initial state is one value shared by every run: a mutation in one run would spoil the next ones.
     const initiallyPrinted = show(aggregate.decider.initialState)
     return check(
-      "folding the decided events reproduces the state",
+      "no state is mutated",
       commandSequences(aggregate, options),
       pure((commands) => {
         const initialNow = show(aggregate.decider.initialState)
@@ -237,33 +228,87 @@ export const foldReproducesState = <C, E extends EventCodec.Tagged, S, Err>(
         const steps = stepsOf(aggregate.decider, commands, (state) => printed.push(show(state)))
         const states = [aggregate.decider.initialState, ...steps.map((step) => step.after)]
         const changed = states.findIndex((state, index) => show(state) !== printed[index])
-        if (changed !== -1) {
-          const [was, became] = [printed[changed], show(states[changed])]
-          return `a state changed after it was reached: ${was} became ${became} (decide and evolve must not mutate)`
-        }
-        const events = steps.flatMap((step) => step.events)
-        const reached = states.at(-1)
-        const folded = Decider.fold(aggregate.decider, events)
-        if (!Equal.equals(folded, reached)) {
-          return `folding ${show(events)} gives ${show(folded)}, but deciding step by step reached ${show(reached)}`
-        }
-        if (aggregate.state === undefined) return undefined
-        const codec = SnapshotCodec.make(aggregate.state)
-        for (const { after } of steps) {
-          const broken = snapshotBroken(codec, after)
-          if (broken !== undefined) return broken
-        }
-        return undefined
+        if (changed === -1) return undefined
+        const [was, became] = [printed[changed], show(states[changed])]
+        return `a state changed after it was reached: ${was} became ${became} (decide and evolve must not mutate)`
       }),
       options
     )
   })
 
-/** Why `event` does not come back equal from the codec after a trip through JSON, as a store keeps it. */
-const roundTripBroken = <E extends EventCodec.Tagged>(
-  codec: EventCodec.EventCodec<E>,
-  event: E
+/** Law: folding all the events a random command sequence decided, from the initial state, gives the state reached. */
+export const foldReproducesState = <C, E extends Envelope.Tagged, S, Err>(
+  aggregate: Aggregate.Aggregate<C, E, S, Err>,
+  options: Options<C, S> = {}
+): Effect.Effect<void, LawFailed> =>
+  check(
+    "folding the decided events reproduces the state",
+    commandSequences(aggregate, options),
+    pure((commands) => {
+      const steps = stepsOf(aggregate.decider, commands)
+      const events = steps.flatMap((step) => step.events)
+      const reached = steps.at(-1)?.after ?? aggregate.decider.initialState
+      const folded = Decider.fold(aggregate.decider, events)
+      return Equal.equals(folded, reached)
+        ? undefined
+        : `folding ${show(events)} gives ${show(folded)}, but deciding step by step reached ${show(reached)}`
+    }),
+    options
+  )
+
+// Why the state after `prefix`, stored as a snapshot (codec, JSON text, codec) and folded with `tail`, is not `full`.
+const snapshotBroken = <E, S>(
+  decider: Decider.Decider<never, E, S, unknown>,
+  codec: SnapshotCodec.SnapshotCodec<S>,
+  prefix: ReadonlyArray<E>,
+  tail: ReadonlyArray<E>,
+  full: S
 ): string | undefined => {
+  const at = `a snapshot after ${prefix.length} event(s)`
+  const state = Decider.fold(decider, prefix)
+  const encoded = codec.encode(state, "law-snapshot", prefix.length)
+  if (Result.isFailure(encoded)) return `${at}: ${encoded.failure.message}`
+  const decoded = codec.decode(JSON.parse(JSON.stringify(encoded.success)), "law-snapshot", prefix.length)
+  if (Result.isFailure(decoded)) return `${at}: ${decoded.failure.message}`
+  if (!Equal.equals(decoded.success, state)) {
+    return `${at}: ${show(state)} comes back from the state schema as ${show(decoded.success)}`
+  }
+  const loaded = Decider.fold(decider, tail, decoded.success)
+  return Equal.equals(loaded, full)
+    ? undefined
+    : `${at}, then ${show(tail)}: gives ${show(loaded)}, the full fold gives ${show(full)}`
+}
+
+/**
+ * Law: at every point of the events a random command sequence decided, the snapshot of the state there (encoded
+ * through the state schema, stored as JSON text, decoded) folded with the events after it equals the full fold. It
+ * breaks when the state schema loses something, or when `evolve` depends on what a snapshot does not hold. Holds
+ * trivially for an aggregate without a state schema.
+ */
+export const snapshotPlusTail = <C, E extends Envelope.Tagged, S, Err>(
+  aggregate: Aggregate.Aggregate<C, E, S, Err>,
+  options: Options<C, S> = {}
+): Effect.Effect<void, LawFailed> => {
+  const { decider, state: schema } = aggregate
+  if (schema === undefined) return Effect.void
+  const codec = SnapshotCodec.make(schema)
+  return check(
+    "snapshot + tail equals the full fold",
+    commandSequences(aggregate, options),
+    pure((commands) => {
+      const { events, state: full } = Decider.run(decider, commands)
+      for (let cut = 0; cut <= events.length; cut++) {
+        const broken = snapshotBroken(decider, codec, events.slice(0, cut), events.slice(cut), full)
+        if (broken !== undefined) return broken
+      }
+      return undefined
+    }),
+    options
+  )
+}
+
+/** Why `event` does not come back equal from the codec after a trip through JSON, as a store keeps it. */
+const roundTripBroken = <E extends Envelope.Tagged>(codec: EventCodec.EventCodec<E>, event: E): string | undefined => {
   const encoded = codec.encode(event, EventId.random(), {})
   if (Result.isFailure(encoded)) return `${show(event)} cannot be encoded: ${encoded.failure.message}`
   const stored = JSON.parse(JSON.stringify(encoded.success))
@@ -276,7 +321,7 @@ const roundTripBroken = <E extends EventCodec.Tagged>(
  * Law: every event decided by a random command sequence, and every event generated from the event schema itself,
  * comes back equal after encoding, a trip through JSON (as a store keeps it) and decoding.
  */
-export const eventsRoundTrip = <C, E extends EventCodec.Tagged, S, Err>(
+export const eventsRoundTrip = <C, E extends Envelope.Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   options: Options<C, S> = {}
 ): Effect.Effect<void, LawFailed> =>
@@ -301,7 +346,7 @@ export const eventsRoundTrip = <C, E extends EventCodec.Tagged, S, Err>(
  * Law: a command that `options.idempotent` calls idempotent in the state it met decides nothing when it is decided
  * again right after it was accepted. Holds trivially without the option.
  */
-export const idempotentCommands = <C, E extends EventCodec.Tagged, S, Err>(
+export const idempotentCommands = <C, E extends Envelope.Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   options: Options<C, S> = {}
 ): Effect.Effect<void, LawFailed> => {
@@ -313,6 +358,8 @@ export const idempotentCommands = <C, E extends EventCodec.Tagged, S, Err>(
     pure((commands) => {
       for (const { command, before, events, after } of stepsOf(aggregate.decider, commands)) {
         if (events.length === 0 || !idempotent(command, before)) continue
+        // The command handler refuses any command in a terminal state before `decide` runs.
+        if (Decider.isTerminal(aggregate.decider, after)) continue
         const again = aggregate.decider.decide(command, after)
         if (Result.isSuccess(again) && again.success.length > 0) {
           const decided = show(again.success)
@@ -340,7 +387,7 @@ const frameworkErrors = new Set([
  * writes nothing and leaves the stream's version as it was, whether it is re-sent at once or after every other command
  * of a random sequence (also once the stream is closed).
  */
-export const resentCommandsWriteNothing = <C, E extends EventCodec.Tagged, S, Err>(
+export const resentCommandsWriteNothing = <C, E extends Envelope.Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   options: Options<C, S> = {}
 ): Effect.Effect<void, LawFailed> =>
@@ -383,51 +430,23 @@ export const resentCommandsWriteNothing = <C, E extends EventCodec.Tagged, S, Er
   )
 
 /**
- * Law: a terminal state (the decider's `isTerminal`) decides no events, whatever the command: every command of the
- * sequence is decided again in the first terminal state it reached. Holds trivially for a decider without terminal
- * states.
- */
-export const terminalStatesDecideNothing = <C, E extends EventCodec.Tagged, S, Err>(
-  aggregate: Aggregate.Aggregate<C, E, S, Err>,
-  options: Options<C, S> = {}
-): Effect.Effect<void, LawFailed> => {
-  const { decider } = aggregate
-  if (decider.isTerminal === undefined) return Effect.void
-  return check(
-    "terminal states decide nothing",
-    commandSequences(aggregate, options),
-    pure((commands) => {
-      const terminal = stepsOf(decider, commands).find((step) => Decider.isTerminal(decider, step.after))?.after
-      if (terminal === undefined) return undefined
-      for (const command of commands) {
-        const decided = decider.decide(command, terminal)
-        if (Result.isSuccess(decided) && decided.success.length > 0) {
-          return `${show(command)} decided ${show(decided.success)} in the terminal state ${show(terminal)}`
-        }
-      }
-      return undefined
-    }),
-    options
-  )
-}
-
-/**
  * Checks every law in turn and fails with the first that does not hold.
  *
  * **Gotchas**: a `replay` token belongs to the law that printed it; replay it with that law's own function.
  */
-export const checkAll = <C, E extends EventCodec.Tagged, S, Err>(
+export const checkAll = <C, E extends Envelope.Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   options: Options<C, S> = {}
 ): Effect.Effect<void, LawFailed> =>
   Effect.all(
     [
       invariants(aggregate, options),
+      stateIsNeverMutated(aggregate, options),
       foldReproducesState(aggregate, options),
       eventsRoundTrip(aggregate, options),
+      snapshotPlusTail(aggregate, options),
       idempotentCommands(aggregate, options),
-      resentCommandsWriteNothing(aggregate, options),
-      terminalStatesDecideNothing(aggregate, options)
+      resentCommandsWriteNothing(aggregate, options)
     ],
     { discard: true }
   )
