@@ -69,15 +69,15 @@ export const Event = Schema.Union([AccountOpenedVersions.schema, DepositedVersio
 /** Any event of an account. */
 export type Event = typeof Event.Type
 
-// ── Fold ── records facts; makes no decisions and never fails.
+// ── State ── one Schema; the type is derived.
 /** What an account knows: its holder, its balance in cents, and whether it is open. */
-export interface State {
-  readonly holder: string
-  readonly balance: number
-  readonly open: boolean
-}
+export const State = Schema.Struct({ holder: Schema.String, balance: Schema.Int, open: Schema.Boolean })
+/** What an account knows. */
+export type State = typeof State.Type
 /** The state of an account with no events. */
 export const initialState: State = { holder: "", balance: 0, open: false }
+
+// ── Fold ── records facts; makes no decisions and never fails.
 /** Applies one event to the state. */
 export const evolve = (state: State, event: Event): State => {
   switch (event._tag) {
