@@ -11,8 +11,7 @@ import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 
 const StoreLive = PgEventStore.layer({ pollInterval: "100 millis" }).pipe(
-  Layer.provideMerge(PgMigrations.layer),
-  Layer.provideMerge(PgTest.layer({ maxConnections: 24 }))
+  Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer, { maxConnections: 24 }))
 )
 
 const writers = 8

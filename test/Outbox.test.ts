@@ -19,7 +19,7 @@ const Live = Layer.mergeAll(
   PgLease.layer({ retryInterval: "50 millis", heartbeatInterval: "200 millis" }),
   PgInbox.layer,
   Layer.effect(Nats, NatsServer.scoped)
-).pipe(Layer.provideMerge(PgMigrations.layer), Layer.provideMerge(PgTest.layer()))
+).pipe(Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer)))
 
 /** What one outbox instance's publisher did. */
 interface Counts {

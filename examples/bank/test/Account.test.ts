@@ -23,8 +23,7 @@ const Live = Upcasting.layer(registry).pipe(
   Layer.provide(CryptoShredding.layer(registry)),
   Layer.provide(PgEventStore.layer()),
   Layer.provideMerge(PgKeyStore.layer({ masterKey })),
-  Layer.provideMerge(PgMigrations.layer),
-  Layer.provideMerge(PgTest.layer())
+  Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer))
 )
 
 /** Appends events as an older version of the app wrote them: sealed, but not upcast. */

@@ -9,8 +9,7 @@ import * as CartAnalytics from "../src/CartAnalytics.ts"
 import * as CartSummary from "../src/CartSummary.ts"
 
 const Live = Layer.mergeAll(PgEventStore.layer({ pollInterval: "100 millis" }), PgProjection.layerServices()).pipe(
-  Layer.provideMerge(PgMigrations.layer),
-  Layer.provideMerge(PgTest.layer())
+  Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer))
 )
 
 const send = (id: string, command: Command) => CommandHandler.handle(Cart, id, command)

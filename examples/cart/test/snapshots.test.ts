@@ -28,8 +28,7 @@ describe("cart snapshots", () => {
 })
 
 const Live = Layer.mergeAll(PgEventStore.layer(), Snapshots.layer).pipe(
-  Layer.provideMerge(PgMigrations.layer),
-  Layer.provideMerge(PgTest.layer())
+  Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer))
 )
 
 layer(Live, { excludeTestServices: true })("cart snapshots on Postgres", (it) => {

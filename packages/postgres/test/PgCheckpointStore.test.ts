@@ -5,7 +5,7 @@ import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 
-const Live = PgCheckpointStore.layer.pipe(Layer.provideMerge(PgMigrations.layer), Layer.provideMerge(PgTest.layer()))
+const Live = PgCheckpointStore.layer.pipe(Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer)))
 
 layer(Live, { excludeTestServices: true })("PgCheckpointStore", (it) => {
   it.effect("loads 0 before the first save, then what was saved or advanced", () =>

@@ -5,7 +5,6 @@ import { Layer } from "effect"
 StoreConformance.suite(
   "PgEventStore",
   PgEventStore.layer({ pollInterval: "100 millis" }).pipe(
-    Layer.provideMerge(PgMigrations.layer),
-    Layer.provideMerge(PgTest.layer({ maxConnections: 24 }))
+    Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer, { maxConnections: 24 }))
   )
 )

@@ -6,7 +6,7 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 
-const StoreLive = PgEventStore.layer().pipe(Layer.provideMerge(PgMigrations.layer), Layer.provideMerge(PgTest.layer()))
+const StoreLive = PgEventStore.layer().pipe(Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer)))
 
 const event = (type = "Happened", data: unknown = { n: 1 }) => ({
   eventId: EventId.random(),

@@ -6,8 +6,7 @@ import { Effect, Layer, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 
 const Live = Layer.mergeAll(PgEventStore.layer(), PgProjection.layerServices()).pipe(
-  Layer.provideMerge(PgMigrations.layer),
-  Layer.provideMerge(PgTest.layer())
+  Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer))
 )
 
 layer(Live, { excludeTestServices: true })("PgProjection", (it) => {

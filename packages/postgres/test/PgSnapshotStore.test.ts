@@ -40,8 +40,7 @@ const Tally = Aggregate.make({
 const fingerprint = SnapshotCodec.make(TallySchema).fingerprint
 
 const Live = Layer.mergeAll(PgEventStore.layer(), PgSnapshotStore.layer).pipe(
-  Layer.provideMerge(PgMigrations.layer),
-  Layer.provideMerge(PgTest.layer())
+  Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer))
 )
 const everyEvent = SnapshotPolicy.layer(SnapshotPolicy.everyEvents(1))
 

@@ -1,7 +1,8 @@
 /**
- * A fresh Postgres database per test file: `PgTest.layer` creates a database with a random name on the server the
- * vitest global setup started (or on `DATABASE_URL`), provides a `PgClient` on it, and drops it when the layer's
- * scope closes, so test files run in parallel without seeing each other's data.
+ * A fresh Postgres database per test file. `PgTest.layer` creates a database with a random name on the server the
+ * vitest global setup started (or on `DATABASE_URL`). It provides a `PgClient` on it and drops the database when the
+ * layer's scope closes, so test files run in parallel without seeing each other's data. `PgTest.layerMigrated`
+ * also applies Chronicle's tables: the layer most Postgres tests start from.
  */
 
 import { PgClient } from "@effect/sql-pg"
@@ -31,3 +32,12 @@ export const layer = (options: { readonly maxConnections?: number } = {}) =>
       PgClient.layer({ url: Redacted.make(url), maxConnections: options.maxConnections ?? 20 })
     )
   ).pipe(Layer.orDie)
+
+/**
+ * A fresh database with `migrations` applied (pass `PgMigrations.layer` from `@chronicle/postgres`, which this package
+ * does not depend on), providing the `PgClient` and `SqlClient`.
+ */
+export const layerMigrated = <E>(
+  migrations: Layer.Layer<never, E, SqlClient.SqlClient>,
+  options: { readonly maxConnections?: number } = {}
+) => migrations.pipe(Layer.provideMerge(layer(options)), Layer.orDie)
