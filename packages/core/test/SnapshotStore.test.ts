@@ -1,36 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Option, Result, Schema, Stream } from "effect"
-import * as Aggregate from "../src/Aggregate.ts"
+import { Effect, Layer, Logger, Option, type Schema, Stream } from "effect"
+import { Count, Tally, State as TallySchema } from "../../../test/fixtures/Tally.ts"
 import * as AggregateLoader from "../src/AggregateLoader.ts"
 import * as CommandHandler from "../src/CommandHandler.ts"
-import * as Decider from "../src/Decider.ts"
 import * as EventStore from "../src/EventStore.ts"
 import * as SnapshotCodec from "../src/SnapshotCodec.ts"
 import * as SnapshotPolicy from "../src/SnapshotPolicy.ts"
 import * as SnapshotStore from "../src/SnapshotStore.ts"
 
-// A tally: how often each key was counted. Its state has a Map, so snapshots go through a real JSON codec.
-const Counted = Schema.TaggedStruct("Counted", { key: Schema.String })
-const Count = Schema.TaggedStruct("Count", { key: Schema.String })
-interface Tally {
-  readonly counts: ReadonlyMap<string, number>
-  readonly total: number
-}
-const TallySchema = Schema.Struct({ counts: Schema.ReadonlyMap(Schema.String, Schema.Int), total: Schema.Int })
-const Tally = Aggregate.make({
-  category: "tally",
-  commands: Count,
-  events: Counted,
-  state: TallySchema,
-  decider: Decider.make({
-    initialState: { counts: new Map(), total: 0 } as Tally,
-    decide: (command: typeof Count.Type, _: Tally) => Result.succeed([Counted.make({ key: command.key })]),
-    evolve: (state: Tally, event: typeof Counted.Type): Tally => ({
-      counts: new Map(state.counts).set(event.key, (state.counts.get(event.key) ?? 0) + 1),
-      total: state.total + 1
-    })
-  })
-})
 const codec = SnapshotCodec.make(TallySchema)
 
 const count = (id: string, keys: ReadonlyArray<string>) =>

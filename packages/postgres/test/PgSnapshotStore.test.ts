@@ -1,42 +1,11 @@
-import {
-  Aggregate,
-  AggregateLoader,
-  CommandHandler,
-  Decider,
-  SnapshotCodec,
-  SnapshotPolicy,
-  SnapshotStore
-} from "@chronicle/core"
+import { AggregateLoader, CommandHandler, SnapshotCodec, SnapshotPolicy, SnapshotStore } from "@chronicle/core"
 import { PgEventStore, PgMigrations, PgSnapshotStore } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Option, Result, Schema } from "effect"
+import { Deferred, Effect, Fiber, Layer, Option, Result } from "effect"
 import { SqlClient } from "effect/sql"
+import { Count, Tally, State as TallySchema } from "../../../test/fixtures/Tally.ts"
 
-// A tally whose events record the total the command saw: a load that returned a wrong state (a bad snapshot) would
-// leave an event whose `seen` is not its version - 1.
-const Counted = Schema.TaggedStruct("Counted", { key: Schema.String, seen: Schema.Int })
-const Count = Schema.TaggedStruct("Count", { key: Schema.String })
-interface Tally {
-  readonly counts: ReadonlyMap<string, number>
-  readonly total: number
-}
-const TallySchema = Schema.Struct({ counts: Schema.ReadonlyMap(Schema.String, Schema.Int), total: Schema.Int })
-const Tally = Aggregate.make({
-  category: "tally",
-  commands: Count,
-  events: Counted,
-  state: TallySchema,
-  decider: Decider.make({
-    initialState: { counts: new Map(), total: 0 } as Tally,
-    decide: (command: typeof Count.Type, state: Tally) =>
-      Result.succeed([Counted.make({ key: command.key, seen: state.total })]),
-    evolve: (state: Tally, event: typeof Counted.Type): Tally => ({
-      counts: new Map(state.counts).set(event.key, (state.counts.get(event.key) ?? 0) + 1),
-      total: state.total + 1
-    })
-  })
-})
 const fingerprint = SnapshotCodec.make(TallySchema).fingerprint
 
 const Live = Layer.mergeAll(PgEventStore.layer(), PgSnapshotStore.layer).pipe(
