@@ -1,6 +1,7 @@
 // Typechecks every ```ts block of README.md and docs/*.md. Each block is written, as its own module, to a generated
 // folder (examples/cart/.doc-blocks, gitignored), so `@chronicle/*` and the cart's `../src/Cart.ts` resolve as they
-// do for a user of the examples. Blocks marked ```ts fragment are skipped. Unused imports are allowed; anything else
+// do for a user of the examples. Blocks marked ```ts fragment are skipped; a block marked ```ts file=door.ts is
+// written under that name, so later blocks can import it. Unused imports are allowed; anything else
 // that does not compile fails the run, with the doc and block named in tsc's output file names.
 import { execFileSync } from "node:child_process"
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -25,12 +26,13 @@ for (const doc of docs.sort()) {
   for (const [index, line] of lines.entries()) {
     const fence = line.trim()
     if (block === undefined) {
-      if (fence === "```ts" || fence === "```typescript")
-        block = { start: index + 1, lines: [], indent: line.indexOf("`") }
+      const info = fence.match(/^```ts(?: file=(\S+))?$/)
+      if (info !== null) block = { start: index + 1, lines: [], indent: line.indexOf("`"), file: info[1] }
       continue
     }
     if (fence === "```") {
-      const name = `${doc.replace(/[/.]/g, "_")}_${++count}_line${block.start}.ts`
+      count++
+      const name = block.file ?? `${doc.replace(/[/.]/g, "_")}_${count}_line${block.start}.ts`
       writeFileSync(join(out, name), `${block.lines.join("\n")}\nexport {}\n`)
       files.push(name)
       block = undefined
