@@ -7,7 +7,15 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { CheckpointStore, DeadLetters, EventId, EventStore, ExpectedVersion, ProjectionRunner } from "@chronicle/core"
+import {
+  CheckpointStore,
+  DeadLetters,
+  EventId,
+  EventStore,
+  ExpectedVersion,
+  type LogFollower,
+  ProjectionRunner
+} from "@chronicle/core"
 import { PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
 import { PgClient } from "@effect/sql-pg"
@@ -185,7 +193,7 @@ layer(Live, { excludeTestServices: true, timeout: 120_000 })("Projections on Pos
           )
         )
       )
-      const progress: Array<ProjectionRunner.Progress> = []
+      const progress: Array<LogFollower.Progress> = []
       yield* PgProjection.rebuild(model, { onProgress: (p) => Effect.sync(() => void progress.push(p)) })
       yield* Fiber.join(writer)
       yield* Fiber.interrupt(reader)

@@ -1,4 +1,4 @@
-import { CommandHandler, type ProjectionRunner } from "@chronicle/core"
+import { CommandHandler } from "@chronicle/core"
 import { PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
 import { assert, layer } from "@effect/vitest"
@@ -14,11 +14,6 @@ const Live = Layer.mergeAll(PgEventStore.layer({ pollInterval: "100 millis" }), 
 
 const send = (id: string, command: Command) => CommandHandler.handle(Cart, id, command)
 
-const caughtUp = (runner: ProjectionRunner.Runner) =>
-  Effect.gen(function* () {
-    while ((yield* runner.status).lag > 0n) yield* Effect.sleep("20 millis")
-  }).pipe(Effect.timeout("20 seconds"))
-
 layer(Live, { excludeTestServices: true })("cart read models", (it) => {
   it.effect("the summary and the analytics follow the carts, and a rebuild gives the same tables", () =>
     Effect.gen(function* () {
@@ -32,8 +27,8 @@ layer(Live, { excludeTestServices: true })("cart read models", (it) => {
       yield* send("b", { _tag: "AddItem", sku: "apple", quantity: 5 })
       yield* send("b", { _tag: "RemoveItem", sku: "apple", quantity: 5 })
       yield* send("b", { _tag: "AddItem", sku: "kiwi", quantity: 2 })
-      yield* caughtUp(summary)
-      yield* caughtUp(analytics)
+      yield* summary.awaitCaughtUp
+      yield* analytics.awaitCaughtUp
 
       const carts = yield* sql`SELECT cart_id, units, checked_out FROM cart_summary ORDER BY cart_id`
       assert.deepStrictEqual(carts, [
@@ -49,7 +44,7 @@ layer(Live, { excludeTestServices: true })("cart read models", (it) => {
       assert.deepStrictEqual(products, expected)
 
       yield* PgProjection.rebuild(CartAnalytics.model)
-      yield* caughtUp(analytics)
+      yield* analytics.awaitCaughtUp
       assert.deepStrictEqual(yield* sql`SELECT sku, added, removed FROM cart_product_removals ORDER BY sku`, expected)
     }).pipe(Effect.scoped)
   )

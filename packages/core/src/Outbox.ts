@@ -1,10 +1,11 @@
 /**
- * The outbox: a background fiber that tails the global log from its own checkpoint and hands every event to the
- * `Publisher`, at least once and in log order (so in order within each stream). The checkpoint advances only after
- * the broker has acknowledged a batch; a batch the broker refuses or cannot take is retried with capped exponential
- * backoff, without losing its place. Across app instances one outbox of a name is active: it works under a `Lease`
- * of that name, and when the holder dies a waiting instance takes over from the checkpoint. `layer` starts the fiber
- * with the layer and stops it when the app's scope closes:
+ * The outbox: a `LogFollower` that hands every event it reads to the `Publisher`, at least once and in log order (so
+ * in order within each stream). The checkpoint advances only after the broker has acknowledged a batch; a batch the
+ * broker refuses or cannot take is retried with the shared capped backoff, forever, without losing its place, while
+ * the next pages are read ahead. Across app instances one outbox of a name is active: it works under a `Lease` of
+ * that name, and when the holder dies a waiting instance takes over from the checkpoint. Like every follower it has a
+ * `status` with its lag, and `awaitCaughtUp`. `layer` starts it with the layer and stops it when the app's scope
+ * closes:
  *
  * ```ts
  * const OutboxLive = Outbox.layer().pipe(Layer.provide(NatsPublisher.layer({ servers: "nats://127.0.0.1:4222" })))
@@ -14,10 +15,13 @@
  * the repeats inside its duplicate window and an `Inbox` drops the rest. The outbox's name is also the name of its
  * checkpoint and lease, so it must differ from every projection's name.
  */
-import { type Duration, Effect, Layer, Schedule, Stream } from "effect"
-import * as CheckpointStore from "./CheckpointStore.ts"
-import * as EventStore from "./EventStore.ts"
-import * as Lease from "./Lease.ts"
+import { type Duration, type Effect, Layer, type Scope } from "effect"
+import type * as CheckpointStore from "./CheckpointStore.ts"
+import type { RecordedEvent } from "./Envelope.ts"
+import type * as EventStore from "./EventStore.ts"
+import type * as Lease from "./Lease.ts"
+import * as LogFollower from "./LogFollower.ts"
+import * as Projection from "./Projection.ts"
 import * as Publisher from "./Publisher.ts"
 
 /** Which events an outbox publishes and how it retries; every field has a default. */
@@ -36,58 +40,34 @@ export interface Options {
   readonly maxBackoff?: Duration.Input
 }
 
-type Dependencies = EventStore.EventStore | Publisher.Publisher | CheckpointStore.CheckpointStore | Lease.Lease
+/** What the outbox needs from its context. */
+export type Requirements = EventStore.EventStore | Publisher.Publisher | CheckpointStore.CheckpointStore | Lease.Lease
+
+/** The follower an outbox runs: publishes each batch, retries it forever, reads two pages ahead. */
+export const follower = (
+  options: Options = {}
+): LogFollower.Follower<RecordedEvent, Publisher.PublishError, Publisher.Publisher> => ({
+  name: options.name ?? "outbox",
+  ...(options.categories === undefined ? {} : { categories: options.categories }),
+  ...(options.types === undefined ? {} : { types: options.types }),
+  batchSize: options.batchSize ?? 500,
+  decode: Projection.recorded,
+  handle: (events) => Publisher.Publisher.use((publisher) => publisher.publish(events)),
+  onFailure: LogFollower.retryForever,
+  readAhead: 2,
+  backoff: {
+    ...(options.minBackoff === undefined ? {} : { min: options.minBackoff }),
+    ...(options.maxBackoff === undefined ? {} : { max: options.maxBackoff })
+  }
+})
 
 /**
- * Runs the outbox until interrupted: waits for its lease, then publishes from its checkpoint; after a failure (a lost
- * lease, a checkpoint moved by another instance, an unreachable database) it backs off and starts again from the
- * checkpoint. It never fails.
+ * Starts the outbox in the background for as long as the scope is open and returns its handle: `status`,
+ * `awaitCaughtUp`, and `await`, which never ends (the outbox never stops by itself).
  */
-export const run = (options: Options = {}): Effect.Effect<never, never, Dependencies> =>
-  Effect.gen(function* () {
-    const name = options.name ?? "outbox"
-    const store = yield* EventStore.EventStore
-    const publisher = yield* Publisher.Publisher
-    const checkpoints = yield* CheckpointStore.CheckpointStore
-    const backoff = Schedule.min([
-      Schedule.exponential(options.minBackoff ?? "100 millis"),
-      Schedule.spaced(options.maxBackoff ?? "5 seconds")
-    ]).pipe(Schedule.jittered)
-    const warn = (what: string) => (error: { readonly message: string }) =>
-      Effect.logWarning(`outbox "${name}": ${what}, retrying: ${error.message}`)
+export const start = (options: Options = {}): Effect.Effect<LogFollower.Handle, never, Requirements | Scope.Scope> =>
+  LogFollower.start(follower(options))
 
-    const publishFromCheckpoint = Effect.gen(function* () {
-      let checkpoint = yield* checkpoints.load(name)
-      yield* Effect.logDebug(`outbox "${name}": publishing after position ${checkpoint}`)
-      return yield* store
-        .subscribe({
-          after: checkpoint,
-          pageSize: options.batchSize ?? 500,
-          ...(options.categories === undefined ? {} : { categories: options.categories }),
-          ...(options.types === undefined ? {} : { types: options.types })
-        })
-        .pipe(
-          // Reads the next pages while a batch awaits the broker's acknowledgements.
-          Stream.bufferArray({ capacity: 2 }),
-          Stream.runForEachArray((batch) =>
-            Effect.gen(function* () {
-              yield* publisher.publish(batch).pipe(Effect.tapError(warn("publication failed")), Effect.retry(backoff))
-              const last = batch.at(-1)!.position
-              yield* checkpoints.advance(name, checkpoint, last)
-              checkpoint = last
-            })
-          ),
-          Effect.andThen(Effect.never)
-        )
-    })
-
-    return yield* Lease.withLease(name, publishFromCheckpoint).pipe(
-      Effect.tapError(warn("stopped")),
-      Effect.retry(backoff),
-      Effect.orDie // the backoff schedule never ends, so only a bug could get here
-    )
-  })
-
-/** Starts the outbox fiber when the layer is built and interrupts it when the layer's scope closes. */
-export const layer = (options: Options = {}): Layer.Layer<never, never, Dependencies> =>
-  Layer.effectDiscard(Effect.forkScoped(run(options)))
+/** Starts the outbox when the layer is built and stops it when the layer's scope closes. */
+export const layer = (options: Options = {}): Layer.Layer<never, never, Requirements> =>
+  Layer.effectDiscard(start(options))

@@ -1,18 +1,22 @@
 /**
  * Projections as values: a name, the part of the global log it reads (categories and event types, merged by the
  * store in global order), how each recorded event is decoded, and a handler built from `Stream` operations. The
- * runner (`ProjectionRunner`) cuts the log into batches and hands each batch to the handler as a finite stream, so a
- * handler composes `Stream.filter`, `Stream.map`, `Stream.grouped` and friends and ends in one effect; the batch's
- * checkpoint commits with that effect. A projection also says what to do with an event it cannot handle (stop or
- * park), and how to reset its read model for a rebuild.
+ * runner (`ProjectionRunner`, a `LogFollower`) cuts the log into batches and hands each batch to the handler as a
+ * finite stream, so a handler composes `Stream.filter`, `Stream.map`, `Stream.grouped` and friends and ends in one
+ * effect; the batch's checkpoint commits with that effect. A projection also says what to do with a batch it cannot
+ * handle (retry forever, or stop or park after its retries), and how to reset its read model for a rebuild.
  */
 import { Effect, Result, type Stream } from "effect"
 import * as Envelope from "./Envelope.ts"
 import type * as EventCodec from "./EventCodec.ts"
 import * as EventStore from "./EventStore.ts"
 
-/** What happens to an event whose handler still fails after the retries: stop the projection, or park and go on. */
-export type FailurePolicy = "stop" | "park"
+/**
+ * What a failing batch leads to: `"retry"` retries it with backoff until it passes (nothing is skipped, the projection
+ * never stops by itself; an event that does not decode still stops it); `"stop"` and `"park"` retry it `retries` times,
+ * then find the failing event and stop the projection with `ProjectionFailed`, or park the event and go on.
+ */
+export type FailurePolicy = "retry" | "stop" | "park"
 
 /** A projection: what it reads, how it decodes, how it handles a batch, and what it does on failure. */
 export interface Projection<A, Err = never, R = never> {
@@ -30,7 +34,7 @@ export interface Projection<A, Err = never, R = never> {
   readonly reset: Effect.Effect<void, Err, R>
   /** The most events one batch holds (and one read fetches). */
   readonly batchSize: number
-  /** How many times a failing batch, then a failing event, is retried (with exponential backoff) before the policy. */
+  /** How many times a failing batch, then a failing event, is retried (with `Backoff`) before the policy. */
   readonly retries: number
   /** What to do with an event that still fails after the retries. */
   readonly onFailure: FailurePolicy
@@ -69,7 +73,7 @@ export const decodeWith =
   (event: Envelope.RecordedEvent): Result.Result<Envelope.Envelope<Ev>, EventCodec.EventDecodeError> =>
     Result.map(codec.decode(event), (decoded) => Envelope.make(event, decoded))
 
-/** What to read from the log for `projection`, after `after`, one batch per page. */
+/** What to read from the log for `projection` (or any follower), after `after`, one batch per page. */
 export const readOptions = (
   projection: {
     readonly categories?: ReadonlyArray<string>

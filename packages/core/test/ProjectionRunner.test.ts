@@ -6,6 +6,7 @@ import {
   EventStore,
   ExpectedVersion,
   Lease,
+  LogFollower,
   Projection,
   ProjectionRunner
 } from "@chronicle/core"
@@ -86,10 +87,7 @@ describe("ProjectionRunner", () => {
       const head = yield* EventStore.EventStore.use((store) => store.head)
       assert.strictEqual(status.checkpoint, head)
       yield* eventually(
-        Effect.map(
-          Metric.value(Metric.withAttributes(ProjectionRunner.lag, { projection: "sum" })),
-          (v) => v.value === 0n
-        )
+        Effect.map(Metric.value(Metric.withAttributes(LogFollower.lag, { follower: "sum" })), (v) => v.value === 0n)
       )
     }).pipe(Effect.scoped, Effect.provide(Live))
   )
@@ -230,7 +228,7 @@ describe("ProjectionRunner", () => {
       yield* ProjectionRunner.catchUp(summing(total))
       const incremental = yield* sumOf(total)
       yield* Ref.set(total, new Map([[1n, -999]])) // a corrupted model
-      const progress: Array<ProjectionRunner.Progress> = []
+      const progress: Array<LogFollower.Progress> = []
       yield* ProjectionRunner.rebuild(summing(total), { onProgress: (p) => Effect.sync(() => void progress.push(p)) })
       assert.strictEqual(yield* sumOf(total), incremental)
       assert.strictEqual(progress.at(-1)?.done, 30)

@@ -10,10 +10,10 @@
  *   .pipe(Effect.forkScoped) // needs Inbox (PgInbox.layer) and a Scope
  * ```
  */
-import { type Envelope, Inbox } from "@chronicle/core"
+import { Backoff, type Envelope, Inbox } from "@chronicle/core"
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { connect, nanos } from "@nats-io/transport-node"
-import { Duration, Effect, Schedule, Schema, type Scope } from "effect"
+import { Duration, Effect, Schema, type Scope } from "effect"
 import * as NatsMessage from "./NatsMessage.ts"
 
 /** The consumer could not reach JetStream, or its stream or consumer could not be read or created. */
@@ -120,11 +120,18 @@ export const make = (options: Options): Effect.Effect<Service, ConsumeError, Sco
     return { next }
   })
 
+/** The handler's own failure, kept apart from the inbox's. */
+interface HandlerFailed<E> {
+  readonly _tag: "HandlerFailed"
+  readonly error: E
+}
+
 /**
  * Consumes forever: each delivered event runs `handler` through the `Inbox` under the consumer's name, then is
  * acknowledged; an event already handled is only acknowledged; a failed handler is logged and the message refused,
- * so JetStream delivers it again. While JetStream is unreachable, or its stream is missing, it backs off and connects
- * again.
+ * so JetStream delivers it again. While the inbox fails (its database is down or restarting) the same delivery is
+ * handled again after the shared backoff, so an outage neither ends the consumer nor reorders its events. While
+ * JetStream is unreachable, or its stream is missing, it backs off and connects again.
  */
 export const run = <E, R>(
   options: Options,
@@ -132,21 +139,33 @@ export const run = <E, R>(
 ): Effect.Effect<never, never, R | Inbox.Inbox> =>
   Effect.gen(function* () {
     const inbox = yield* Inbox.Inbox
-    const backoff = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")])
-    const warn = (error: { readonly message: string }) => Effect.logWarning(`${options.consumer}: ${error.message}`)
+    const warn = (message: string) => Effect.logWarning(`${options.consumer}: ${message}`)
+    const handle = (delivery: Delivery) =>
+      inbox
+        .handle(
+          options.consumer,
+          delivery.event.eventId,
+          Effect.mapError(handler(delivery.event), (error): HandlerFailed<E> => ({ _tag: "HandlerFailed", error }))
+        )
+        .pipe(
+          Effect.tapError((failure) => (failure._tag === "InboxError" ? warn(failure.message) : Effect.void)),
+          Effect.retry({ schedule: Backoff.schedule(), while: (failure) => failure._tag === "InboxError" }),
+          Effect.matchEffect({
+            onSuccess: () => delivery.ack,
+            onFailure: (failure) =>
+              Effect.andThen(
+                warn(failure._tag === "HandlerFailed" ? String(failure.error) : failure.message),
+                delivery.nak
+              )
+          })
+        )
     // Each attempt connects in a scope of its own, so a failed one closes its connection before the next opens one.
     const consume = Effect.gen(function* () {
       const consumer = yield* make(options)
-      return yield* Effect.forever(
-        Effect.flatMap(consumer.next, (delivery) =>
-          inbox.handle(options.consumer, delivery.event.eventId, handler(delivery.event)).pipe(
-            Effect.matchEffect({
-              onSuccess: () => delivery.ack,
-              onFailure: (error) => Effect.andThen(warn({ message: String(error) }), delivery.nak)
-            })
-          )
-        )
-      )
+      return yield* Effect.forever(Effect.flatMap(consumer.next, handle))
     }).pipe(Effect.scoped)
-    return yield* consume.pipe(Effect.tapError(warn), Effect.retry(backoff))
+    return yield* consume.pipe(
+      Effect.tapError((error) => warn(error.message)),
+      Effect.retry(Backoff.schedule())
+    )
   }).pipe(Effect.orDie) // the backoff schedule never ends, so only a bug could get here

@@ -16,9 +16,9 @@
  * polls as a fallback.
  */
 
-import { type Envelope, EventStore, ExpectedVersion, StreamName, Subscription } from "@chronicle/core"
+import { Backoff, type Envelope, EventStore, ExpectedVersion, StreamName, Subscription } from "@chronicle/core"
 import { PgClient } from "@effect/sql-pg"
-import { type Duration, Effect, Layer, Option, PubSub, Queue, Schedule, Stream } from "effect"
+import { type Duration, Effect, Layer, Option, PubSub, Queue, Stream } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
 import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
 
@@ -46,8 +46,8 @@ const transactionSlots = 1_048_576
 /** How many times an append whose expectation still holds retries after a concurrent writer took its version. */
 const attempts = 20
 
-/** Capped exponential backoff for reconnecting after the database went away. */
-const reconnect = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")])
+/** The shared capped backoff, for reading again after the database went away. */
+const reconnect = Backoff.schedule()
 
 /** The shape of an append, which picks its statement. */
 interface AppendShape {

@@ -2,19 +2,17 @@
  * The Postgres inbox: handled event ids live in `chronicle_inbox`, keyed by consumer and event id. `handle` opens a
  * transaction, claims the id with an insert that does nothing on conflict, runs the handler inside the same
  * transaction and commits both, so the handler's own SQL writes and the id commit or roll back together. A second
- * delivery of the same event, even a concurrent one, waits on the first's row lock and then finds the id taken.
+ * delivery of the same event, even a concurrent one, waits on the first's row lock and then finds the id taken. A
+ * failure of the transaction itself (the database down, the connection cut mid-transaction) is an `InboxError`, never a
+ * defect, so a consumer can retry the event.
  *
  * **Gotcha:** only the handler's writes through the same `SqlClient` share the transaction; a call to another system
  * from the handler is not undone when the transaction rolls back.
  */
 import { Inbox } from "@chronicle/core"
 import { Effect, Layer, Option } from "effect"
-import { SqlClient } from "effect/sql"
-
-interface HandlerFailed<E> {
-  readonly _tag: "HandlerFailed"
-  readonly error: E
-}
+import { SqlClient, type SqlError } from "effect/sql"
+import { withTransaction } from "./internal/Transaction.ts"
 
 /** Builds the inbox on the `SqlClient` in context (run `PgMigrations` first). */
 export const make: Effect.Effect<Inbox.Service, never, SqlClient.SqlClient> = Effect.gen(function* () {
@@ -24,25 +22,18 @@ export const make: Effect.Effect<Inbox.Service, never, SqlClient.SqlClient> = Ef
       consumer: string,
       eventId: string,
       effect: Effect.Effect<A, E, R>
-    ): Effect.Effect<Option.Option<A>, E | Inbox.InboxError, R> =>
-      Effect.gen(function* () {
+    ): Effect.Effect<Option.Option<A>, E | Inbox.InboxError, R> => {
+      const failed = (cause: SqlError.SqlError) => new Inbox.InboxError({ consumer, eventId, cause })
+      const claimThenHandle = Effect.gen(function* () {
         const claimed = yield* sql`
           INSERT INTO chronicle_inbox (consumer, event_id) VALUES (${consumer}, ${eventId}::uuid)
-          ON CONFLICT DO NOTHING RETURNING 1 AS claimed`
+          ON CONFLICT DO NOTHING RETURNING 1 AS claimed`.pipe(Effect.mapError(failed))
         if (claimed.length === 0) return Option.none<A>()
-        // The handler's own failure is carried apart so that it is not mistaken for the inbox's SQL failures.
-        return Option.some(
-          yield* Effect.mapError(effect, (error): HandlerFailed<E> => ({ _tag: "HandlerFailed", error }))
-        )
-      }).pipe(
-        sql.withTransaction,
-        Effect.catch(
-          (failure): Effect.Effect<never, E | Inbox.InboxError> =>
-            failure._tag === "HandlerFailed"
-              ? Effect.fail(failure.error)
-              : Effect.fail(new Inbox.InboxError({ consumer, eventId, cause: failure }))
-        )
-      )
+        return Option.some(yield* effect)
+      })
+      // The transaction failing by itself, a cut connection included, is the inbox's failure: retrying can help.
+      return withTransaction(sql, claimThenHandle, failed)
+    }
   })
 })
 

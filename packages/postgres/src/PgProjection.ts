@@ -19,14 +19,28 @@ import {
   EventStore,
   type ExpectedVersion,
   type Lease,
+  LogFollower,
   Projection,
   ProjectionRunner
 } from "@chronicle/core"
-import { Effect, Layer, type Result, Stream } from "effect"
+import { Effect, Layer, Predicate, type Result, Schema, type Scope, Stream } from "effect"
 import { SqlClient, type SqlError, Statement } from "effect/sql"
+import { withTransaction } from "./internal/Transaction.ts"
 import * as PgCheckpointStore from "./PgCheckpointStore.ts"
 import * as PgDeadLetters from "./PgDeadLetters.ts"
 import * as PgLease from "./PgLease.ts"
+
+/** The read model's table could not be created, checked or swapped in (its database failed or refused). */
+export class ReadModelError extends Schema.TaggedError<ReadModelError>()("ReadModelError", {
+  model: Schema.String,
+  table: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message() {
+    const reason = Predicate.hasProperty(this.cause, "message") ? String(this.cause.message) : String(this.cause)
+    return `read model ${this.model} (table ${this.table}) could not be set up: ${reason}`
+  }
+}
 
 /** A read model kept in a Postgres table. */
 export interface ReadModel<A, Err = never, R = never> {
@@ -74,10 +88,15 @@ export const projection = <A, Err, R>(
     reset: createFresh(model, table)
   })
 
-/** Runs each batch in a transaction of the `SqlClient` in context (nested ones become savepoints). */
-export const transaction: Effect.Effect<ProjectionRunner.Transaction, never, SqlClient.SqlClient> = Effect.map(
+/**
+ * Runs each batch in a transaction of the `SqlClient` in context (nested ones become savepoints). A transaction that
+ * fails by itself (BEGIN or COMMIT fails, or the connection is cut so that it cannot roll back) fails with
+ * `LogFollower.TransactionError`, after which the runner restarts from its checkpoint: never a defect, never an
+ * event's fault.
+ */
+export const transaction: Effect.Effect<LogFollower.Transaction, never, SqlClient.SqlClient> = Effect.map(
   SqlClient.SqlClient,
-  (sql) => (self) => sql.withTransaction(self)
+  (sql) => (self) => withTransaction(sql, self, (cause) => new LogFollower.TransactionError({ cause }))
 )
 
 const quoted = Statement.defaultEscape('"')
@@ -86,29 +105,39 @@ const quoted = Statement.defaultEscape('"')
  * Creates the model's table if it does not exist yet. Instances starting together take turns (a transaction-scoped
  * advisory lock on the table's name), so only the first creates it and the others see it.
  */
-const ensureTable = <A, Err, R>(model: ReadModel<A, Err, R>) =>
+const ensureTable = <A, Err, R>(
+  model: ReadModel<A, Err, R>
+): Effect.Effect<void, ReadModelError, SqlClient.SqlClient> =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql.withTransaction(
+    withTransaction(
+      sql,
       Effect.gen(function* () {
         yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`chronicle_read_model:${model.table}`}))`
         // Looked up by the identifier `sql(table)` writes (quoted as is), not by the bare name Postgres would fold.
         const [row] = yield* sql<{ exists: boolean }>`SELECT to_regclass(${quoted(model.table)}) IS NOT NULL AS exists`
         if (row?.exists !== true) yield* model.create(model.table)
-      })
-    )
+      }),
+      (cause) => cause
+    ).pipe(Effect.mapError((cause) => new ReadModelError({ model: model.name, table: model.table, cause })))
   )
 
-/** Starts the model's runner in the background for as long as the scope is open (see `ProjectionRunner.start`). */
-export const start = <A, Err, R>(model: ReadModel<A, Err, R>) =>
+/**
+ * Creates the model's table if needed, then starts its runner in the background for as long as the scope is open
+ * (see `ProjectionRunner.start`). Fails with `ReadModelError` when the table cannot be set up, as when the database
+ * is down at boot; once running, outages only restart the runner.
+ */
+export const start = <A, Err, R>(
+  model: ReadModel<A, Err, R>
+): Effect.Effect<LogFollower.Handle, ReadModelError, Requirements<R> | Lease.Lease | Scope.Scope> =>
   Effect.gen(function* () {
-    yield* ensureTable(model).pipe(Effect.orDie)
+    yield* ensureTable(model)
     return yield* ProjectionRunner.start(projection(model), { transaction: yield* transaction })
   })
 
 /** Runs the model's projection for as long as the layer lives: one active runner across instances, by lease. */
 export const layer = <A, Err, R>(
   model: ReadModel<A, Err, R>
-): Layer.Layer<never, never, Requirements<R> | Lease.Lease> => Layer.effectDiscard(start(model))
+): Layer.Layer<never, ReadModelError, Requirements<R> | Lease.Lease> => Layer.effectDiscard(start(model))
 
 /** The Postgres checkpoints, dead letters and leases that read models run on. */
 export const layerServices = (options: PgLease.Options = {}) =>
@@ -117,7 +146,7 @@ export const layerServices = (options: PgLease.Options = {}) =>
 /** How many events the model reads after `after` up to `until`: the total of a rebuild's progress. */
 const countBetween =
   <A, Err, R>(model: ReadModel<A, Err, R>) =>
-  (after: bigint, until: bigint) =>
+  (after: bigint, until: bigint): Effect.Effect<number, EventStore.EventStoreError, SqlClient.SqlClient> =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const filters = [
@@ -128,18 +157,20 @@ const countBetween =
       ]
       const [row] = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM chronicle_events WHERE ${sql.and(filters)}`
       return row?.n ?? 0
-    })
+    }).pipe(Effect.mapError((cause) => new EventStore.EventStoreError({ operation: "count", cause })))
 
 /**
  * Rebuilds the model aside and swaps it in: replays the whole log into a fresh table with progress, then, in one
  * transaction holding the projection's checkpoint row, applies the events that arrived meanwhile, replaces the live
  * table and sets the checkpoint. Readers never see a half-built model; a failed rebuild drops its table and changes
- * nothing. Returns the position the rebuilt model stands at.
+ * nothing. Returns the position the rebuilt model stands at. Fails with `ReadModelError` when a table cannot be
+ * created or swapped in, and as a catch-up does otherwise (`ProjectionFailed` under the `"stop"` policy, the stores'
+ * and the transaction's errors, the database down included).
  */
 export const rebuild = <A, Err, R>(
   model: ReadModel<A, Err, R>,
-  options: { readonly onProgress?: (progress: ProjectionRunner.Progress) => Effect.Effect<void> } = {}
-): Effect.Effect<bigint, unknown, Requirements<R>> =>
+  options: { readonly onProgress?: (progress: LogFollower.Progress) => Effect.Effect<void> } = {}
+): Effect.Effect<bigint, LogFollower.CatchUpError | ReadModelError, Requirements<R>> =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const checkpoints = yield* CheckpointStore.CheckpointStore
@@ -148,30 +179,37 @@ export const rebuild = <A, Err, R>(
     const checkpoint = `${model.name}:rebuild:${suffix}`
     const aside = projection(model, shadow)
     const run = { transaction: yield* transaction, checkpoint }
+    const tableFailed = (table: string) => (cause: SqlError.SqlError) =>
+      new ReadModelError({ model: model.name, table, cause })
     const cleanUp = Effect.andThen(
       sql`DROP TABLE IF EXISTS ${sql(shadow)}`,
       sql`DELETE FROM chronicle_checkpoints WHERE projection = ${checkpoint}`
     ).pipe(Effect.ignore)
 
     return yield* Effect.gen(function* () {
-      yield* aside.reset
+      yield* createFresh(model, shadow).pipe(Effect.mapError(tableFailed(shadow)))
       yield* checkpoints.save(checkpoint, 0n)
       yield* ProjectionRunner.catchUp(aside, { ...run, total: countBetween(model), ...options })
-      return yield* sql.withTransaction(
-        Effect.gen(function* () {
-          // Holding the live checkpoint's row keeps the live runner from committing until the swap is done.
-          yield* sql`
-            INSERT INTO chronicle_checkpoints (projection, position) VALUES (${model.name}, 0)
-            ON CONFLICT (projection) DO NOTHING`
-          yield* sql`SELECT position FROM chronicle_checkpoints WHERE projection = ${model.name} FOR UPDATE`
-          const position = yield* ProjectionRunner.catchUp(aside, { ...run, total: countBetween(model) })
-          yield* sql`DROP TABLE IF EXISTS ${sql(model.table)}`
-          yield* sql`ALTER TABLE ${sql(shadow)} RENAME TO ${sql(model.table)}`
-          yield* checkpoints.save(model.name, position)
-          yield* sql`DELETE FROM chronicle_checkpoints WHERE projection = ${checkpoint}`
-          return position
-        })
-      )
+      const swap = Effect.gen(function* () {
+        // Holding the live checkpoint's row keeps the live runner from committing until the swap is done.
+        yield* sql`
+          INSERT INTO chronicle_checkpoints (projection, position) VALUES (${model.name}, 0)
+          ON CONFLICT (projection) DO NOTHING`.pipe(Effect.mapError(tableFailed(model.table)))
+        yield* sql`SELECT position FROM chronicle_checkpoints WHERE projection = ${model.name} FOR UPDATE`.pipe(
+          Effect.mapError(tableFailed(model.table))
+        )
+        const position = yield* ProjectionRunner.catchUp(aside, run)
+        yield* Effect.andThen(
+          sql`DROP TABLE IF EXISTS ${sql(model.table)}`,
+          sql`ALTER TABLE ${sql(shadow)} RENAME TO ${sql(model.table)}`
+        ).pipe(Effect.mapError(tableFailed(model.table)))
+        yield* checkpoints.save(model.name, position)
+        yield* sql`DELETE FROM chronicle_checkpoints WHERE projection = ${checkpoint}`.pipe(
+          Effect.mapError(tableFailed(model.table))
+        )
+        return position
+      })
+      return yield* withTransaction(sql, swap, (cause) => new LogFollower.TransactionError({ cause }))
     }).pipe(Effect.onError(() => cleanUp))
   })
 
