@@ -395,6 +395,8 @@ export const start = <A, E, R>(
     const setState = (next: Status["state"], error?: ProjectionFailed) =>
       Ref.update(state, (current) => ({ ...current, state: next, error }))
 
+    // One backoff per stretch without progress: after a batch commits, the next failure starts the delays afresh.
+    let progressed = false
     const work = Effect.gen(function* () {
       const from = yield* checkpoints.load(checkpoint)
       yield* SubscriptionRef.set(cursor, from)
@@ -404,13 +406,17 @@ export const start = <A, E, R>(
         Stream.runForEachArray((events) =>
           Effect.flatMap(handleBatch(follower, checkpoints, at, events), (next) => {
             at = next
+            progressed = true
             return SubscriptionRef.set(cursor, next)
           })
         )
       )
     }).pipe(Effect.ensuring(Effect.andThen(SubscriptionRef.set(cursor, undefined), setState("standby"))))
 
-    const supervised = Lease.withLease(follower.lease ?? follower.name, work).pipe(
+    const attempt = Effect.suspend(() => {
+      progressed = false
+      return Lease.withLease(follower.lease ?? follower.name, work)
+    }).pipe(
       Effect.andThen(Effect.never),
       // Stopping is the follower's one way to end: it leaves the restart loop as a value.
       Effect.catchTag("ProjectionFailed", Effect.succeed),
@@ -420,10 +426,18 @@ export const start = <A, E, R>(
           Effect.logWarning(`${follower.name} restarts from its checkpoint: ${error.message}`)
         )
       ),
-      Effect.retry(Backoff.schedule(follower.backoff)),
-      Effect.orDie, // the backoff never ends, so only a bug could get here
-      Effect.flatMap((failed) => Effect.andThen(setState("stopped", failed), Effect.fail(failed)))
+      Effect.retry({ schedule: Backoff.schedule(follower.backoff), while: () => !progressed }),
+      Effect.catch(() => Effect.succeed(undefined)) // it made progress: a fresh stretch begins
     )
+    const supervised = Effect.gen(function* () {
+      while (true) {
+        const failed = yield* attempt
+        if (failed !== undefined) {
+          yield* setState("stopped", failed)
+          return yield* failed
+        }
+      }
+    })
     const fiber = yield* Effect.forkScoped(supervised)
     const stopped = Fiber.join(fiber)
 

@@ -109,6 +109,20 @@ describe("Outbox", () => {
     }).pipe(Effect.provide(Live))
   )
 
+  it.live("shows its status and lag like a projection, and awaitCaughtUp waits for the head of the log", () =>
+    Effect.gen(function* () {
+      yield* append("a-1", 20)
+      const outbox = yield* Outbox.start(options)
+      yield* outbox.awaitCaughtUp
+      assert.strictEqual((yield* published).length, 20)
+      const head = yield* EventStore.EventStore.use((store) => store.head)
+      assert.deepInclude(yield* outbox.status, { name: "outbox", state: "running", checkpoint: head, lag: 0n })
+      yield* append("b-1", 5)
+      yield* outbox.awaitCaughtUp
+      assert.strictEqual((yield* published).length, 25)
+    }).pipe(Effect.scoped, Effect.provide(Live))
+  )
+
   it.live("closing its scope stops the outbox and frees its lease", () =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()

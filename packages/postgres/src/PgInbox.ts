@@ -11,7 +11,7 @@
  */
 import { Inbox } from "@chronicle/core"
 import { Effect, Layer, Option } from "effect"
-import { SqlClient, type SqlError } from "effect/sql"
+import { SqlClient } from "effect/sql"
 import { withTransaction } from "./internal/Transaction.ts"
 
 /** Builds the inbox on the `SqlClient` in context (run `PgMigrations` first). */
@@ -23,7 +23,7 @@ export const make: Effect.Effect<Inbox.Service, never, SqlClient.SqlClient> = Ef
       eventId: string,
       effect: Effect.Effect<A, E, R>
     ): Effect.Effect<Option.Option<A>, E | Inbox.InboxError, R> => {
-      const failed = (cause: SqlError.SqlError) => new Inbox.InboxError({ consumer, eventId, cause })
+      const failed = (cause: unknown) => new Inbox.InboxError({ consumer, eventId, cause })
       const claimThenHandle = Effect.gen(function* () {
         const claimed = yield* sql`
           INSERT INTO chronicle_inbox (consumer, event_id) VALUES (${consumer}, ${eventId}::uuid)
