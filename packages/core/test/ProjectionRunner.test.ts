@@ -236,4 +236,122 @@ describe("ProjectionRunner", () => {
       assert.strictEqual(progress.length, 5) // batches of 7
     }).pipe(Effect.provide(Live))
   )
+
+  it.live("a caller catches each failure of a catch-up by its tag", () =>
+    Effect.gen(function* () {
+      const total = yield* Ref.make<ReadonlyMap<bigint, number>>(new Map())
+      for (let i = 1; i <= 3; i++) yield* appendMany(`counter-${i}`, [event("Added", i)])
+      const cause = new Error("unreachable")
+      const failing = (overrides: {
+        readonly store?: Partial<EventStore.Service>
+        readonly checkpoints?: Partial<CheckpointStore.Service>
+        readonly deadLetters?: Partial<DeadLetters.Service>
+      }) =>
+        Layer.mergeAll(
+          Layer.effect(
+            EventStore.EventStore,
+            Effect.map(EventStore.EventStore, (store) => ({ ...store, ...overrides.store }))
+          ),
+          Layer.effect(
+            CheckpointStore.CheckpointStore,
+            Effect.map(CheckpointStore.makeMemory, (memory) => ({ ...memory, ...overrides.checkpoints }))
+          ),
+          Layer.effect(
+            DeadLetters.DeadLetters,
+            Effect.map(DeadLetters.makeMemory, (memory) => ({ ...memory, ...overrides.deadLetters }))
+          )
+        )
+      const caught = (
+        projection: Projection.Projection<any, any, any>,
+        layer: Layer.Layer<
+          EventStore.EventStore | CheckpointStore.CheckpointStore | DeadLetters.DeadLetters,
+          never,
+          EventStore.EventStore
+        >,
+        options: ProjectionRunner.Options = {}
+      ) =>
+        ProjectionRunner.catchUp(projection, options).pipe(
+          Effect.as("caught up"),
+          Effect.catchTags({
+            ProjectionFailed: (error) => Effect.succeed(`${error._tag} ${error.stream}`),
+            CheckpointError: (error) => Effect.succeed(error._tag),
+            CheckpointMoved: (error) => Effect.succeed(error._tag),
+            EventStoreError: (error) => Effect.succeed(error._tag),
+            DeadLetterError: (error) => Effect.succeed(error._tag),
+            TransactionError: (error) => Effect.succeed(error._tag)
+          }),
+          Effect.provide(layer)
+        )
+      const none = failing({})
+      assert.strictEqual(yield* caught(summing(total, { poison: 2 }), none), "ProjectionFailed counter-2")
+      assert.strictEqual(
+        yield* caught(
+          summing(total),
+          failing({ store: { head: Effect.fail(new EventStore.EventStoreError({ operation: "head", cause })) } })
+        ),
+        "EventStoreError"
+      )
+      assert.strictEqual(
+        yield* caught(
+          summing(total),
+          failing({
+            checkpoints: {
+              load: (projection) => Effect.fail(new CheckpointStore.CheckpointError({ projection, cause }))
+            }
+          })
+        ),
+        "CheckpointError"
+      )
+      assert.strictEqual(
+        yield* caught(
+          summing(total),
+          failing({
+            checkpoints: {
+              advance: (projection, expected) =>
+                Effect.fail(new CheckpointStore.CheckpointMoved({ projection, expected, actual: 99n }))
+            }
+          })
+        ),
+        "CheckpointMoved"
+      )
+      assert.strictEqual(
+        yield* caught(
+          summing(total, { poison: 2, onFailure: "park" }),
+          failing({
+            deadLetters: {
+              park: (letter) => Effect.fail(new DeadLetters.DeadLetterError({ projection: letter.projection, cause }))
+            }
+          })
+        ),
+        "DeadLetterError"
+      )
+      assert.strictEqual(
+        yield* caught(summing(total), none, {
+          transaction: () => Effect.fail(new LogFollower.TransactionError({ cause }))
+        }),
+        "TransactionError"
+      )
+    }).pipe(Effect.provide(Live))
+  )
+
+  it.live("under the retry policy a failing batch is retried until it passes; nothing is parked or skipped", () =>
+    Effect.gen(function* () {
+      const total = yield* Ref.make<ReadonlyMap<bigint, number>>(new Map())
+      for (let i = 1; i <= 5; i++) yield* appendMany(`counter-${i}`, [event("Added", i)])
+      const failures = yield* Ref.make(4) // more than any bounded policy's retries here
+      const flaky = summing(total, { onFailure: "retry" })
+      const runner = yield* ProjectionRunner.start({
+        ...flaky,
+        handle: (events) =>
+          Effect.flatMap(
+            Ref.getAndUpdate(failures, (n) => n - 1),
+            (left) => (left > 0 ? Effect.fail(new Error("not yet")) : flaky.handle(events))
+          )
+      })
+      yield* runner.awaitCaughtUp
+      assert.strictEqual(yield* sumOf(total), 15)
+      assert.deepInclude(yield* runner.status, { state: "running", checkpoint: 5n, lag: 0n, restarts: 0 })
+      assert.deepStrictEqual(yield* DeadLetters.DeadLetters.use((d) => d.list("sum")), [])
+    }).pipe(Effect.scoped, Effect.provide(Live))
+  )
 })
