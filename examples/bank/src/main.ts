@@ -108,10 +108,7 @@ const readBalance = (id: string) =>
 const runUntilCaughtUp = (model: ReturnType<typeof balances>) =>
   Effect.gen(function* () {
     const runner = yield* PgProjection.start(model)
-    const caughtUp = runner.status.pipe(
-      Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (status) => status.lag === 0n })
-    )
-    yield* Effect.raceFirst(caughtUp, runner.await)
+    yield* runner.awaitCaughtUp
   }).pipe(Effect.scoped)
 
 const eventsText = Effect.flatMap(
