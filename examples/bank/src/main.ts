@@ -23,7 +23,7 @@ import { PgEventStore, PgEventUpgrade, PgKeyStore, PgMigrations, PgProjection } 
 import { EmbeddedPostgres } from "@chronicle/testing"
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
-import { Console, Effect, Layer, Redacted, Schedule, type Schema, Stream } from "effect"
+import { Console, Effect, Layer, Redacted, type Schema, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { Account, type Command, registry, type State } from "./Account.ts"
 
