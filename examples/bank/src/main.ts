@@ -176,8 +176,9 @@ const program = Effect.gen(function* () {
   yield* Console.log(`  Loaded again: ${showState((yield* AggregateLoader.load(Account, id)).state)}`)
 }).pipe(Effect.scoped)
 
-// A real app reads its master key from config (`PgKeyStore.layerConfig`: CHRONICLE_MASTER_KEY, 32 bytes, base64).
-const masterKey = Redacted.make(randomBytes(32).toString("base64"))
+// A real app reads its master key from config (`PgKeyStore.layerConfig`: CHRONICLE_MASTER_KEY, 32 bytes, base64);
+// the demo uses it when set (so `chronicle` can open the demo's data afterwards), else random bytes for this run.
+const masterKey = Redacted.make(process.env.CHRONICLE_MASTER_KEY || randomBytes(32).toString("base64"))
 
 // The app's store: upcasting over crypto-shredding over Postgres, with keys and read models in Postgres.
 const Live = Layer.mergeAll(
@@ -193,8 +194,8 @@ const Live = Layer.mergeAll(
   )
 )
 
-Console.log("Master key: 32 random bytes for this run (a real app reads CHRONICLE_MASTER_KEY).").pipe(
-  Effect.andThen(program),
-  Effect.provide(Live),
-  NodeRuntime.runMain
-)
+Console.log(
+  process.env.CHRONICLE_MASTER_KEY
+    ? "Master key: from CHRONICLE_MASTER_KEY."
+    : "Master key: 32 random bytes for this run (a real app reads CHRONICLE_MASTER_KEY)."
+).pipe(Effect.andThen(program), Effect.provide(Live), NodeRuntime.runMain)

@@ -1,1 +1,5 @@
+export * as AppConfig from "./AppConfig.ts"
+export * as Cli from "./Cli.ts"
 export * as Export from "./Export.ts"
+export * as Failure from "./Failure.ts"
+export * as Progress from "./Progress.ts"
