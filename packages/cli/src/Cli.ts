@@ -10,7 +10,7 @@
 import { Decider, type Envelope, EventStore, KeyStore, StreamName } from "@chronicle/core"
 import { PgEventMigration, PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Config, Console, Effect, Exit, Layer, Option, Result, Schema, Stream } from "effect"
+import { Cause, Config, Console, Effect, Exit, Layer, Logger, Option, Result, Schema, Stream } from "effect"
 import { Argument, CliOutput, Command, Flag, GlobalFlag, Prompt, TerminalCapabilities } from "effect/cli"
 import { SqlClient } from "effect/sql"
 import * as AppConfig from "./AppConfig.ts"
@@ -985,7 +985,9 @@ export const run = (args: ReadonlyArray<string>) =>
         return Failure.exitCode(error)
       })
     }),
-    Effect.provide(CliOutput.layerPresenter(presenter))
+    Effect.provide(CliOutput.layerPresenter(presenter)),
+    // Log lines (a parked event, a retried read) go to standard error, so standard output stays the result.
+    Effect.provideService(Logger.LogToStderr, true)
   )
 
 /** The database URL for failure messages: the flag's value, else `DATABASE_URL`. */
