@@ -10,6 +10,7 @@ import { Cause, Console, Effect } from "effect"
 import * as Bench from "./Bench.ts"
 import * as EventStoreBench from "./eventStore.ts"
 import * as EvolutionBench from "./evolution.ts"
+import * as ExportBench from "./export.ts"
 import * as OutboxBench from "./outbox.ts"
 import * as ProjectionsBench from "./projections.ts"
 import * as SnapshotsBench from "./snapshots.ts"
@@ -20,7 +21,8 @@ const sections: ReadonlyArray<Bench.Section> = [
   ...EvolutionBench.sections,
   ...SnapshotsBench.sections,
   ...ProjectionsBench.sections,
-  ...OutboxBench.sections
+  ...OutboxBench.sections,
+  ...ExportBench.sections
 ]
 
 const args = process.argv.slice(2)
