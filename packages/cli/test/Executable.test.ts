@@ -81,7 +81,7 @@ describe("the chronicle executable", { timeout: 300_000 }, () => {
         format === "ndjson" ? (await readFile(file, "utf8")).trimEnd().split("\n") : await readParquet(file)
       assert.deepStrictEqual(written, expected)
       assert.deepStrictEqual(
-        (await readdir(context.dir)).filter((name) => name.startsWith("bulk.")),
+        (await readdir(context.dir)).filter((name) => name.startsWith(`bulk.${format}`)),
         [`bulk.${format}`]
       )
     })
