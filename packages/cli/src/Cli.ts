@@ -5,10 +5,10 @@
  * one JSON document with `--json`, shows a progress bar on long jobs (plain lines when standard output is not a
  * terminal), and exits 0 on success, 1 on failure and 2 on bad usage, with one line saying why (the whole cause
  * with `--verbose`). Ctrl-C stops a long job cleanly: a rebuild leaves the live read model as it was, an export and
- * the event migration keep what they committed and go on from there when run again.
+ * the event upgrade keep what they committed and go on from there when run again.
  */
 import { Decider, type Envelope, EventStore, KeyStore, StreamName } from "@chronicle/core"
-import { PgEventMigration, PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
+import { PgEventStore, PgEventUpgrade, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Config, Console, Effect, Exit, Layer, Logger, Option, Result, Schema, Stream } from "effect"
 import { Argument, CliOutput, Command, Flag, GlobalFlag, Prompt, TerminalCapabilities } from "effect/cli"
@@ -772,7 +772,7 @@ const eventsMigrate = Command.make(
         }
         const registry = Database.registryOf(config)
         const reporter = yield* Progress.make("events migrate", { mode: yield* progressMode })
-        const run = PgEventMigration.run(registry, {
+        const run = PgEventUpgrade.run(registry, {
           batchSize,
           onProgress: ({ done, total }) => reporter.update(done, total)
         })
@@ -791,14 +791,15 @@ const eventsMigrate = Command.make(
     )
 ).pipe(
   withHelp(
-    "Rewrite stored events of old schema versions as their current version, in batches, keeping the originals in chronicle_events_archive. Resumable",
+    "Rewrite stored events of old schema versions as their current version (PgEventUpgrade), in batches, keeping the originals in chronicle_events_archive. Resumable",
     [
       {
         command: "chronicle events migrate --config chronicle.config.ts",
         description: "Needs the aggregates in the config"
       }
     ]
-  )
+  ),
+  Command.withAlias("upgrade")
 )
 
 const events = Command.make("events").pipe(
