@@ -7,7 +7,7 @@
  * with `--verbose`). Ctrl-C stops a long job cleanly: a rebuild leaves the live read model as it was, an export and
  * the event upgrade keep what they committed and go on from there when run again.
  */
-import { Decider, type Envelope, EventStore, KeyStore, StreamName } from "@chronicle/core"
+import { type Aggregate, Decider, type Envelope, EventStore, KeyStore, StreamName } from "@chronicle/core"
 import { PgEventStore, PgEventUpgrade, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Config, Console, Effect, Exit, Layer, Logger, Option, Result, Schema, Stream } from "effect"
@@ -151,7 +151,8 @@ interface CheckpointStatus {
   readonly name: string
   readonly kind: "projection" | "outbox"
   readonly position: bigint
-  readonly updatedAt: Date
+  /** When the checkpoint last moved; null for a read model of the config module that has none yet. */
+  readonly updatedAt: Date | null
   readonly lag: number
   readonly state: string
   readonly heldBy: number | null
@@ -191,7 +192,7 @@ const eventsBetween = (
 const checkpointStatuses = (config: AppConfig.AppConfig, head: bigint) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const rows = yield* sql<{ projection: string; position: bigint; updated_at: Date }>`
+    const rows = yield* sql<{ projection: string; position: bigint; updated_at: Date | null }>`
       SELECT projection, position, updated_at FROM chronicle_checkpoints ORDER BY projection`
     const letters = new Map(
       (yield* sql<{ projection: string; n: number }>`
@@ -202,8 +203,7 @@ const checkpointStatuses = (config: AppConfig.AppConfig, head: bigint) =>
     )
     const known = new Map(rows.map((row) => [row.projection, row] as const))
     for (const model of config.projections ?? []) {
-      if (!known.has(model.name))
-        known.set(model.name, { projection: model.name, position: 0n, updated_at: null as never })
+      if (!known.has(model.name)) known.set(model.name, { projection: model.name, position: 0n, updated_at: null })
     }
     return yield* Effect.forEach([...known.values()], (row) =>
       Effect.gen(function* () {
@@ -336,8 +336,8 @@ const streamsList = Command.make(
 )
 
 /** A state as JSON: through the aggregate's state schema when it has one. */
-const stateJson = (aggregate: AppConfig.AppConfig["aggregates"] & {}, state: unknown): unknown => {
-  const schema = aggregate[0]?.state
+const stateJson = (aggregate: Aggregate.Any, state: unknown): unknown => {
+  const schema = aggregate.state
   if (schema === undefined) return JSON.parse(toJson(state))
   return Result.getOrElse(Schema.encodeUnknownResult(Schema.toCodecJson(schema))(state), () =>
     JSON.parse(toJson(state))
@@ -386,7 +386,7 @@ const streamsShow = Command.make(
               if (event.version < first) return
               shown.push({
                 event,
-                ...(aggregate !== undefined && decodable ? { state: stateJson([aggregate], state) } : {}),
+                ...(aggregate !== undefined && decodable ? { state: stateJson(aggregate, state) } : {}),
                 ...(error === undefined ? {} : { error })
               })
             })
@@ -589,12 +589,12 @@ const projections = Command.make("projections").pipe(
 
 interface LetterRow {
   readonly position: bigint
-  readonly event_id: string
+  readonly eventId: string
   readonly stream: string
   readonly version: number
   readonly type: string
   readonly error: string
-  readonly parked_at: Date
+  readonly parkedAt: Date
 }
 
 const lettersOf = (name: string, position?: bigint) =>
@@ -602,7 +602,8 @@ const lettersOf = (name: string, position?: bigint) =>
     SqlClient.SqlClient,
     (sql) =>
       sql<LetterRow>`
-      SELECT global_position AS position, event_id::text AS event_id, stream_id AS stream, version, type, error, parked_at
+      SELECT global_position AS position, event_id::text AS "eventId", stream_id AS stream, version, type, error,
+        parked_at AS "parkedAt"
       FROM chronicle_dead_letters
       WHERE projection = ${name} ${position === undefined ? sql`` : sql`AND global_position = ${position}`}
       ORDER BY global_position`
@@ -620,29 +621,20 @@ const deadLettersList = Command.make("list", { name: projectionName }, ({ name }
       const json = yield* Json
       yield* requireKnown(yield* loadConfig, name)
       const letters = yield* lettersOf(name)
-      return yield* emit(
-        json,
-        letters.map((l) => ({
-          ...l,
-          eventId: l.event_id,
-          parkedAt: l.parked_at,
-          event_id: undefined,
-          parked_at: undefined
-        })),
-        () =>
-          letters.length === 0
-            ? `${name} has no dead letters`
-            : table([
-                ["position", "stream", "version", "type", "parked", "error"],
-                ...letters.map((l) => [
-                  String(l.position),
-                  l.stream,
-                  String(l.version),
-                  l.type,
-                  time(l.parked_at),
-                  l.error
-                ])
+      return yield* emit(json, letters, () =>
+        letters.length === 0
+          ? `${name} has no dead letters`
+          : table([
+              ["position", "stream", "version", "type", "parked", "error"],
+              ...letters.map((l) => [
+                String(l.position),
+                l.stream,
+                String(l.version),
+                l.type,
+                time(l.parkedAt),
+                l.error
               ])
+            ])
       )
     })
   )
