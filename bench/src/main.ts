@@ -20,6 +20,7 @@ const sections: ReadonlyArray<Bench.Section> = [
   ...EvolutionBench.sections,
   ...SnapshotsBench.sections,
   ...ProjectionsBench.sections,
+  ...(await import("./analytics.ts")).sections,
   ...OutboxBench.sections
 ]
 

@@ -158,7 +158,7 @@ layer(Live, { excludeTestServices: true, timeout: 120_000 })("cart funnel", (it)
         (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
       )
       const file = join(dir, "funnel.duckdb")
-      const sessions = ShopSessions.generate({ carts: 400, seed: 5 })
+      const sessions = ShopSessions.generate({ carts: 250, seed: 5 })
       yield* ShopSessions.append(sessions)
       const store = yield* EventStore.EventStore
       const head = yield* store.head
