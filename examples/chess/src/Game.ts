@@ -2,7 +2,9 @@
  * A chess game whose events are its moves: the board at any move is the fold of the moves before it. The rules of
  * chess (which moves are legal, what ends a game) come from chess.js, called from `decide` and `evolve` as pure
  * functions of a position; this module adds the rules of play around them: who may move, draw offers and their
- * acceptance, resignation, and that nothing happens after the end.
+ * acceptance, resignation, and that nothing happens after the end. chess.js was chosen over chessops, the other
+ * well-kept rules library on npm: it is BSD-2-Clause with no dependencies (chessops is GPL-3.0, which would bind
+ * whoever copies this example), and reads and writes SAN and FEN.
  *
  * **Gotchas**: the game ends by itself on checkmate, stalemate, insufficient material, the third repetition of a
  * position and the fifty-move rule (as chess.js's `isGameOver` does); over the board the last two are claimed.
