@@ -5,8 +5,8 @@
  * `occurredAt`, so analyses measure shopper time rather than the time the demo wrote the log. The same seed always
  * gives the same sessions.
  */
-import { EventId, EventStore, ExpectedVersion, StreamName } from "@chronicle/core"
-import { Effect, Result } from "effect"
+import { Decider, EventId, EventStore, ExpectedVersion, StreamName } from "@chronicle/core"
+import { Effect } from "effect"
 import { Cart, type Command, decider, type Event } from "./Cart.ts"
 
 /** A product of the shop: how often shoppers pick it and how likely they are to put it back. */
@@ -97,17 +97,15 @@ export const generate = (options: {
   })
 }
 
-/** The events a session decides, each with the time of the step that decided it (refused steps decide none). */
+/** The events a session decides, each with the time of the step that decided it (refused steps decide none, as
+ * steps after checkout do). */
 export const events = (session: Session): ReadonlyArray<{ readonly at: Date; readonly event: Event }> => {
   let state = decider.initialState
   const decided: Array<{ at: Date; event: Event }> = []
   for (const { at, command } of session.steps) {
-    const result = decider.decide(command, state)
-    if (Result.isFailure(result)) continue
-    for (const event of result.success) {
-      decided.push({ at, event })
-      state = decider.evolve(state, event)
-    }
+    const run = Decider.run(decider, [command], state)
+    for (const event of run.events) decided.push({ at, event })
+    state = run.state
   }
   return decided
 }

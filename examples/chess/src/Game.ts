@@ -166,14 +166,8 @@ export class IllegalMove extends Schema.TaggedError<IllegalMove>()("IllegalMove"
 }
 /** A side tried to accept a draw the other side has not offered. */
 export class NoDrawOffered extends Schema.TaggedError<NoDrawOffered>()("NoDrawOffered", { by: Color }) {}
-/** The game is over and accepts no more commands. */
-export class GameOver extends Schema.TaggedError<GameOver>()("GameOver", { score: Score, reason: Reason }) {
-  override get message() {
-    return `the game is over: ${this.score} by ${this.reason}`
-  }
-}
 /** Why a game refuses a command. */
-export type Refusal = GameNotStarted | GameAlreadyStarted | NotYourTurn | IllegalMove | NoDrawOffered | GameOver
+export type Refusal = GameNotStarted | GameAlreadyStarted | NotYourTurn | IllegalMove | NoDrawOffered
 
 const coordinates = /^([a-h][1-8])([a-h][1-8])([qrbn])?$/
 
@@ -228,9 +222,9 @@ const endOf = (board: Chess, mover: Color, positions: ReadonlyMap<string, number
 /**
  * Decides the events a command produces, or why it is refused. Offering a draw again while one's own offer stands
  * writes nothing; offering one while the other side's offer stands accepts it. Either side may resign at any time.
+ * An ended game is terminal: the command handler refuses it with `StreamClosed` before `decide` runs.
  */
 export const decide = (command: Command, state: State): Result.Result<ReadonlyArray<Event>, Refusal> => {
-  if (state.ended !== null) return Result.fail(new GameOver(state.ended))
   if (command._tag === "StartGame") {
     return state.players === null
       ? Result.succeed([GameStarted.make({ white: command.white, black: command.black })])
@@ -270,7 +264,7 @@ export const decide = (command: Command, state: State): Result.Result<ReadonlyAr
   }
 }
 
-/** The game's domain logic. */
+/** The game's domain logic; an ended game takes no more commands. */
 export const decider = Decider.make({
   initialState,
   decide,

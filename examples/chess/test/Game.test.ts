@@ -1,5 +1,5 @@
 import { CommandHandler, Decider, EventStore } from "@chronicle/core"
-import { DeciderProperties, DeciderSpec } from "@chronicle/testing"
+import { AggregateLaws, DeciderSpec } from "@chronicle/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { validateFen } from "chess.js"
 import { Effect, Result, Stream } from "effect"
@@ -14,7 +14,6 @@ import {
   GameAlreadyStarted,
   GameEnded,
   GameNotStarted,
-  GameOver,
   GameStarted,
   IllegalMove,
   MovePlayed,
@@ -200,11 +199,10 @@ describe("Game rules", () => {
       .then([Resigned.make({ by: "white" }), GameEnded.make({ score: "0-1", reason: "resignation" })])
   })
 
-  it("nothing happens after the end", () => {
+  it("an ended game is closed: the command handler refuses everything", () => {
     const over = spec.given([...played("f3", "e5", "g4", "Qh4#")])
-    const refusal = new GameOver({ score: "0-1", reason: "checkmate" })
     for (const command of [start, move("white", "a3"), offer("white"), accept("black"), resign("white")]) {
-      over.when(command).thenFails(refusal)
+      over.when(command).thenClosed()
     }
   })
 })
@@ -235,6 +233,8 @@ describe("a known game", () => {
       )
       assert.strictEqual(Decider.fold(decider, events).fen, finalFen)
       assert.strictEqual(events.length, 1 + 33 + 1)
+      const afterMate = yield* Effect.flip(CommandHandler.handle(Game, "opera", move("black", "Ke7")))
+      assert.strictEqual(afterMate._tag, "StreamClosed")
     }).pipe(Effect.provide(EventStore.layerMemory))
   )
 })
@@ -254,5 +254,5 @@ describe("Game laws, over random legal games", () => {
     idempotent: (choice: number, state: State) => commandFor(choice, state)._tag === "OfferDraw"
   }
 
-  it.effect("every law holds", () => DeciderProperties.checkAll(RandomPlayer, options))
+  it.effect("every law holds", () => AggregateLaws.checkAll(RandomPlayer, options))
 })

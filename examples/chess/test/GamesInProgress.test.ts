@@ -8,8 +8,7 @@ import { type Command, Game } from "../src/Game.ts"
 import * as GamesInProgress from "../src/GamesInProgress.ts"
 
 const Live = Layer.mergeAll(PgEventStore.layer({ pollInterval: "100 millis" }), PgProjection.layerServices()).pipe(
-  Layer.provideMerge(PgMigrations.layer),
-  Layer.provideMerge(PgTest.layer())
+  Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer))
 )
 
 const send = (id: string, ...commands: ReadonlyArray<Command>) =>
