@@ -7,7 +7,7 @@
  * **Gotchas**: DuckDB lets one process at a time open a file for writing; other processes cannot read it meanwhile.
  * Statements on the service's one connection run one at a time.
  */
-import { CheckpointStore, type Lease, type Projection, ProjectionRunner } from "@chronicle/core"
+import { CheckpointStore, type Lease, LogFollower, type Projection, ProjectionRunner } from "@chronicle/core"
 import { DuckDBInstance, type DuckDBValue } from "@duckdb/node-api"
 import { Context, Effect, Layer, Schema, type Scope, Semaphore } from "effect"
 
@@ -32,8 +32,11 @@ export interface Service {
     sql: string,
     values?: ReadonlyArray<DuckDBValue>
   ) => Effect.Effect<ReadonlyArray<Row>, DuckDbError>
-  /** Runs `self` in a DuckDB transaction: committed if it succeeds, rolled back if it fails or is interrupted. */
-  readonly transaction: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DuckDbError, R>
+  /**
+   * Runs `self` in a DuckDB transaction: committed if it succeeds, rolled back if it fails or is interrupted. A
+   * transaction that cannot begin or commit fails with `TransactionError`, as the log follower expects.
+   */
+  readonly transaction: LogFollower.Transaction
 }
 
 /** An open DuckDB database. */
@@ -76,9 +79,12 @@ export const make = (path: string): Effect.Effect<Service, DuckDbError, Scope.Sc
       )
     const transaction: Service["transaction"] = (self) =>
       Effect.acquireUseRelease(
-        run("BEGIN TRANSACTION"),
+        Effect.mapError(run("BEGIN TRANSACTION"), (cause) => new LogFollower.TransactionError({ cause })),
         () => self,
-        (_, exit) => (exit._tag === "Success" ? run("COMMIT") : Effect.ignore(run("ROLLBACK")))
+        (_, exit) =>
+          exit._tag === "Success"
+            ? Effect.mapError(run("COMMIT"), (cause) => new LogFollower.TransactionError({ cause }))
+            : Effect.ignore(run("ROLLBACK"))
       )
     return { run, append, query, transaction }
   })
@@ -142,7 +148,7 @@ export type Requirements<R> = Exclude<ProjectionRunner.Requirements<R>, Checkpoi
 /** Starts `projection` in the background, under its lease, with each batch and its checkpoint in one transaction. */
 export const start = <A, Err, R>(
   projection: Projection.Projection<A, Err, R>
-): Effect.Effect<ProjectionRunner.Runner, DuckDbError, Requirements<R> | Lease.Lease | Scope.Scope> =>
+): Effect.Effect<LogFollower.Handle, DuckDbError, Requirements<R> | Lease.Lease | Scope.Scope> =>
   withCheckpoints(
     Effect.flatMap(DuckDb, (duck) => ProjectionRunner.start(projection, { transaction: duck.transaction }))
   )
@@ -150,7 +156,7 @@ export const start = <A, Err, R>(
 /** Handles every event after the projection's checkpoint up to the head of the log, then returns the checkpoint. */
 export const catchUp = <A, Err, R>(
   projection: Projection.Projection<A, Err, R>
-): Effect.Effect<bigint, unknown, Requirements<R>> =>
+): Effect.Effect<bigint, LogFollower.CatchUpError | DuckDbError, Requirements<R>> =>
   withCheckpoints(
     Effect.flatMap(DuckDb, (duck) => ProjectionRunner.catchUp(projection, { transaction: duck.transaction }))
   )

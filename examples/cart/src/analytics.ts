@@ -5,7 +5,6 @@
  * model follows the log. At the end it prints the funnel, the products most often removed before checkout and the
  * time to checkout from the read model.
  */
-import type { ProjectionRunner } from "@chronicle/core"
 import { PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { EmbeddedPostgres } from "@chronicle/testing"
 import { NodeRuntime } from "@effect/platform-node"
@@ -17,11 +16,6 @@ import * as ShopSessions from "./ShopSessions.ts"
 
 const carts = 3_000
 const seed = 2026
-
-const caughtUp = (runner: ProjectionRunner.Runner) =>
-  Effect.gen(function* () {
-    while ((yield* runner.status).lag > 0n) yield* Effect.sleep("20 millis")
-  })
 
 const showFunnel = ({ opened, added, removed, checkedOut }: CartFunnel.Funnel) =>
   `opened ${opened} → items added ${added} → items removed ${removed} → checked out ${checkedOut} (${((100 * checkedOut) / Math.max(1, opened)).toFixed(1)}%)`
@@ -44,7 +38,7 @@ const program = Effect.gen(function* () {
   const part = Math.ceil(carts / 3)
   for (let start = 0; start < carts; start += part) {
     yield* ShopSessions.append(sessions.slice(start, start + part))
-    yield* caughtUp(runner)
+    yield* runner.awaitCaughtUp
     const { funnel } = yield* CartFunnel.fromModel()
     yield* Console.log(
       `  after ${Math.min(start + part, carts)} carts, the DuckDB read model says: ${showFunnel(funnel)}`

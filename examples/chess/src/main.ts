@@ -5,7 +5,7 @@
  * move. Then it prints the board after the chosen move (12 unless given) by folding the log up to it, and asks both
  * where the bishops were after that move: the table cannot say, the log can. Last, the games-in-progress read model.
  */
-import { CommandHandler, Decider, EventStore, type ProjectionRunner, StreamName } from "@chronicle/core"
+import { CommandHandler, Decider, EventStore, StreamName } from "@chronicle/core"
 import { PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { EmbeddedPostgres } from "@chronicle/testing"
 import { NodeRuntime } from "@effect/platform-node"
@@ -50,11 +50,6 @@ const stateAfter = (game: string, plies: number) =>
       Stream.runCollect
     )
     return { events, state: Decider.fold(Game.decider, events) }
-  })
-
-const caughtUp = (runner: ProjectionRunner.Runner) =>
-  Effect.gen(function* () {
-    while ((yield* runner.status).lag > 0n) yield* Effect.sleep("20 millis")
   })
 
 const program = Effect.gen(function* () {
@@ -108,7 +103,7 @@ const program = Effect.gen(function* () {
     yield* send(other, { _tag: "PlayMove", by: ply % 2 === 0 ? "white" : "black", move: san })
   }
   yield* send(other, { _tag: "OfferDraw", by: "white" })
-  yield* caughtUp(inProgress)
+  yield* inProgress.awaitCaughtUp
   const rows = yield* sql<{ game_id: string; white: string; black: string; plies: number; to_move: string }>`
     SELECT game_id, white, black, plies, to_move, last_move, draw_offered_by FROM chess_games_in_progress
     ORDER BY updated_at DESC LIMIT 5`

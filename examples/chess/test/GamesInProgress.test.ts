@@ -1,4 +1,4 @@
-import { CommandHandler, type ProjectionRunner } from "@chronicle/core"
+import { CommandHandler } from "@chronicle/core"
 import { PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
 import { assert, layer } from "@effect/vitest"
@@ -17,11 +17,6 @@ const start: Command = { _tag: "StartGame", white: "Anna", black: "Boris" }
 const white = (move: string): Command => ({ _tag: "PlayMove", by: "white", move })
 const black = (move: string): Command => ({ _tag: "PlayMove", by: "black", move })
 
-const caughtUp = (runner: ProjectionRunner.Runner) =>
-  Effect.gen(function* () {
-    while ((yield* runner.status).lag > 0n) yield* Effect.sleep("20 millis")
-  }).pipe(Effect.timeout("20 seconds"))
-
 layer(Live, { excludeTestServices: true })("games in progress", (it) => {
   it.effect("lists the games being played, with the side to move and a standing draw offer, and drops ended ones", () =>
     Effect.gen(function* () {
@@ -32,7 +27,7 @@ layer(Live, { excludeTestServices: true })("games in progress", (it) => {
       yield* send("lapsed", start, white("d4"), { _tag: "OfferDraw", by: "white" }, black("d5"), white("c4"))
       yield* send("resigned", start, { _tag: "Resign", by: "white" })
       yield* send("fresh", start)
-      yield* caughtUp(runner)
+      yield* runner.awaitCaughtUp
 
       const rows = sql`
         SELECT game_id, plies, to_move, last_move, draw_offered_by FROM chess_games_in_progress ORDER BY game_id`
