@@ -22,7 +22,8 @@ const sections: ReadonlyArray<Bench.Section> = [
   ...SnapshotsBench.sections,
   ...ProjectionsBench.sections,
   ...OutboxBench.sections,
-  ...ExportBench.sections
+  ...ExportBench.sections,
+  ...(await import("./analytics.ts")).sections
 ]
 
 const args = process.argv.slice(2)

@@ -1,0 +1,60 @@
+/**
+ * `pnpm demo:analytics`: the log as a source for analysis, as the original notes describe. Starts an embedded
+ * Postgres 18 (or uses `DATABASE_URL`) and an in-memory DuckDB, starts the funnel's DuckDB read model, then writes a
+ * day of generated shop sessions (3,000 carts, seeded) in three parts, printing the funnel after each part as the
+ * model follows the log. At the end it prints the funnel, the products most often removed before checkout and the
+ * time to checkout from the read model.
+ */
+import { PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
+import { EmbeddedPostgres } from "@chronicle/testing"
+import { NodeRuntime } from "@effect/platform-node"
+import { PgClient } from "@effect/sql-pg"
+import { Console, Effect, Layer, Redacted } from "effect"
+import * as CartFunnel from "./CartFunnel.ts"
+import * as DuckDb from "./DuckDb.ts"
+import * as ShopSessions from "./ShopSessions.ts"
+
+const carts = 3_000
+const seed = 2026
+
+const showFunnel = ({ opened, added, removed, checkedOut }: CartFunnel.Funnel) =>
+  `opened ${opened} → items added ${added} → items removed ${removed} → checked out ${checkedOut} (${((100 * checkedOut) / Math.max(1, opened)).toFixed(1)}%)`
+
+const showReport = (report: CartFunnel.Report) =>
+  [
+    `  funnel: ${showFunnel(report.funnel)}`,
+    "  most often removed from carts that were then checked out:",
+    ...report.topRemoved.map(
+      ({ sku, removals, units }, index) => `    ${index + 1}. ${sku.padEnd(18)} ${removals} removals, ${units} units`
+    ),
+    `  first item to checkout, over ${report.timeToCheckout.carts} carts: median ${report.timeToCheckout.medianSeconds} s, mean ${report.timeToCheckout.meanSeconds} s`
+  ].join("\n")
+
+const program = Effect.gen(function* () {
+  yield* CartFunnel.create
+  const runner = yield* DuckDb.start(CartFunnel.model)
+  const sessions = ShopSessions.generate({ carts, seed })
+  yield* Console.log(`\nA day of shopping: ${carts} carts generated from seed ${seed}, written in three parts.`)
+  const part = Math.ceil(carts / 3)
+  for (let start = 0; start < carts; start += part) {
+    yield* ShopSessions.append(sessions.slice(start, start + part))
+    yield* runner.awaitCaughtUp
+    const { funnel } = yield* CartFunnel.fromModel()
+    yield* Console.log(
+      `  after ${Math.min(start + part, carts)} carts, the DuckDB read model says: ${showFunnel(funnel)}`
+    )
+  }
+  yield* Console.log("\nThe analytical read model (a projection into DuckDB, updated as events arrive):")
+  yield* Console.log(showReport(yield* CartFunnel.fromModel()))
+}).pipe(Effect.scoped)
+
+const Live = Layer.mergeAll(PgEventStore.layer(), PgProjection.layerServices(), DuckDb.layer(":memory:")).pipe(
+  Layer.provideMerge(PgMigrations.layer),
+  Layer.provideMerge(
+    Layer.unwrap(
+      Effect.map(EmbeddedPostgres.databaseUrl, (url) => PgClient.layer({ url: Redacted.make(url), maxConnections: 10 }))
+    )
+  )
+)
+
+program.pipe(Effect.provide(Live), NodeRuntime.runMain)
