@@ -4,6 +4,7 @@
  * typechecks the app (strict) against the published declarations alone and runs it with plain Node — the oldest
  * version the README claims, and the repo's Node 24: the README's minimal app on the zero-set-up Postgres, and an
  * in-memory app with a projection (test/packaging/). Each run must load exactly one copy of `effect`, the app's own.
+ * The typecheck covers each package README's example too.
  * The app's tsconfig is strict but leaves out `exactOptionalPropertyTypes` (the NATS client's declarations fail it) and
  * adds the DOM lib (Effect's declarations name Web Crypto types that @types/node lacks); `skipLibCheck` is off, so
  * every published declaration file is checked. The runs and the typecheck go in parallel; the Node binaries and npm's
@@ -100,6 +101,13 @@ describe.concurrent("the published packages in an app of their own", () => {
       nodeBinary(readme.oldestNode)
     ])
     await writeFile(join(app, "main.ts"), readme.app)
+    for (const name of packed.keys()) {
+      const dir = name.replace("@chronicle/", "")
+      const text = await readFile(join(root, "packages", dir, "README.md"), "utf8")
+      const example = /```ts\n([\s\S]*?)```/.exec(text)?.[1]
+      if (example === undefined) throw new Error(`packages/${dir}/README.md has no TypeScript example`)
+      await writeFile(join(app, `readme-${dir}.ts`), example)
+    }
     for (const file of ["memory.ts", "trace.mjs", "tsconfig.json"])
       await copyFile(join(fixtures, file), join(app, file))
   }, 600_000)
@@ -118,7 +126,7 @@ describe.concurrent("the published packages in an app of their own", () => {
     expect(installed.map((name) => `@chronicle/${name}`).sort()).toEqual(publishable.sort())
   }, 300_000)
 
-  it("typechecks the app (strict) against the published declarations, never their sources", async () => {
+  it("typechecks the app and each package README's example (strict) against the published declarations", async () => {
     const { stdout } = await run(join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.json", "--listFiles"], {
       cwd: app
     })
