@@ -8,7 +8,8 @@
  * The app's tsconfig is strict but leaves out `exactOptionalPropertyTypes` (the NATS client's declarations fail it) and
  * adds the DOM lib (Effect's declarations name Web Crypto types that @types/node lacks); `skipLibCheck` is off, so
  * every published declaration file is checked. The runs and the typecheck go in parallel; the Node binaries and npm's
- * cache persist between runs (`node_modules/.cache/packaging`, `~/.npm`).
+ * cache persist between runs (`node_modules/.cache/packaging`, `~/.npm`). `pnpm test` runs this file on its own, after
+ * the others.
  */
 import { execFile } from "node:child_process"
 import { existsSync } from "node:fs"
