@@ -127,6 +127,22 @@ describe.concurrent("the published packages in an app of their own", () => {
     expect(installed.map((name) => `@chronicle/${name}`).sort()).toEqual(publishable.sort())
   }, 300_000)
 
+  it("loads every entry point of every package with plain Node", async () => {
+    const entries: Array<string> = []
+    for (const name of await readdir(join(app, "node_modules/@chronicle"))) {
+      const manifest = JSON.parse(await readFile(join(app, "node_modules/@chronicle", name, "package.json"), "utf8"))
+      for (const [subpath, target] of Object.entries(manifest.exports ?? {}))
+        if (target !== null && !subpath.includes("*") && subpath !== "./package.json")
+          entries.push(`@chronicle/${name}${subpath.slice(1)}`)
+    }
+    const script = `for (const entry of ${JSON.stringify(entries)}) await import(entry)`
+    await run(join(root, "node_modules/node/bin/node"), ["--input-type=module", "-e", script], {
+      cwd: app,
+      env: plainEnv({})
+    })
+    expect(entries).toContain("@chronicle/postgres/embedded")
+  }, 300_000)
+
   it("typechecks the app and each package README's example (strict) against the published declarations", async () => {
     const { stdout } = await run(join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.json", "--listFiles"], {
       cwd: app
