@@ -5,7 +5,7 @@
  * background noise hits both.
  */
 import { cpus, loadavg, totalmem } from "node:os"
-import { EmbeddedPostgres } from "@chronicle/testing"
+import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { PgClient } from "@effect/sql-pg"
 import { Console, Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"

@@ -4,7 +4,7 @@
  * beside its raw limit at the end. `--quick` uses small sizes for smoke runs; a filter keeps the sections whose name
  * contains it.
  */
-import { EmbeddedPostgres } from "@chronicle/testing"
+import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect } from "effect"
 import * as Bench from "./Bench.ts"

@@ -20,7 +20,7 @@ import {
   Upcasting
 } from "@chronicle/core"
 import { PgEventStore, PgEventUpgrade, PgKeyStore, PgMigrations, PgProjection } from "@chronicle/postgres"
-import { EmbeddedPostgres } from "@chronicle/testing"
+import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { Console, Effect, Layer, Redacted, type Schema, Stream } from "effect"

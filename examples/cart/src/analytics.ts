@@ -6,7 +6,7 @@
  * time to checkout from the read model.
  */
 import { PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
-import { EmbeddedPostgres } from "@chronicle/testing"
+import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { Console, Effect, Layer, Redacted } from "effect"

@@ -7,7 +7,7 @@
 import { CheckpointStore, CommandHandler, Decider, EventStore, Outbox } from "@chronicle/core"
 import { NatsMessage, NatsPublisher } from "@chronicle/nats"
 import { PgCheckpointStore, PgEventStore, PgLease, PgMigrations } from "@chronicle/postgres"
-import { EmbeddedPostgres } from "@chronicle/testing"
+import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { Console, Effect, Layer, Redacted, Schedule, Stream } from "effect"

@@ -7,7 +7,7 @@
  */
 import { CommandHandler, Decider, EventStore, StreamName } from "@chronicle/core"
 import { PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
-import { EmbeddedPostgres } from "@chronicle/testing"
+import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { Array as Arr, Console, Effect, Layer, Redacted, Stream } from "effect"

@@ -14,6 +14,7 @@
  */
 import {
   CheckpointStore,
+  type DeadLetters,
   type Envelope,
   type EventCodec,
   EventStore,
@@ -23,6 +24,7 @@ import {
   Projection,
   ProjectionRunner
 } from "@chronicle/core"
+import type { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Predicate, type Result, Schema, type Scope, Stream } from "effect"
 import { SqlClient, type SqlError, Statement } from "effect/sql"
 import { withTransaction } from "./internal/Transaction.ts"
@@ -140,8 +142,13 @@ export const layer = <A, Err, R>(
 ): Layer.Layer<never, ReadModelError, Requirements<R> | Lease.Lease> => Layer.effectDiscard(start(model))
 
 /** The Postgres checkpoints, dead letters and leases that read models run on. */
-export const layerServices = (options: PgLease.Options = {}) =>
-  Layer.mergeAll(PgCheckpointStore.layer, PgDeadLetters.layer, PgLease.layer(options))
+export const layerServices = (
+  options: PgLease.Options = {}
+): Layer.Layer<
+  CheckpointStore.CheckpointStore | DeadLetters.DeadLetters | Lease.Lease,
+  never,
+  SqlClient.SqlClient | PgClient.PgClient
+> => Layer.mergeAll(PgCheckpointStore.layer, PgDeadLetters.layer, PgLease.layer(options))
 
 /** How many events the model reads after `after` up to `until`: the total of a rebuild's progress. */
 const countBetween =

@@ -1,6 +1,7 @@
 import { EventId, EventStore, ExpectedVersion } from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
-import { EmbeddedPostgres, PgTest } from "@chronicle/testing"
+import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
+import { PgTest } from "@chronicle/testing"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Option, Redacted, Stream } from "effect"

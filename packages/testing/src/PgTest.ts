@@ -5,11 +5,11 @@
  * also applies Chronicle's tables: the layer most Postgres tests start from.
  */
 
+import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { PgClient } from "@effect/sql-pg"
 import { inject } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
-import * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
 
 const onServer = <A, E>(url: string, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
   SqlClient.SqlClient.use(f).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })))

@@ -3,8 +3,9 @@
  * `inject("databaseUrl")`; each test file then makes its own database (see `PgTest`). `DATABASE_URL` names an
  * existing server instead.
  */
+
+import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import type { TestProject } from "vitest/node"
-import * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
 
 declare module "vitest" {
   export interface ProvidedContext {

