@@ -68,7 +68,7 @@ const kill = (child: ChildProcess) =>
     child.kill("SIGKILL")
   })
 
-const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, timeout: `${number} seconds` = "30 seconds") =>
+const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, timeout: `${number} seconds` = "60 seconds") =>
   Effect.gen(function* () {
     while (!(yield* check)) yield* Effect.sleep("50 millis")
   }).pipe(Effect.timeout(timeout))
@@ -116,7 +116,7 @@ const reset = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   )
 )
 
-layer(Live, { excludeTestServices: true, timeout: 120_000 })("Projections on Postgres", (it) => {
+layer(Live, { excludeTestServices: true, timeout: 180_000 })("Projections on Postgres", (it) => {
   it.effect("a runner process killed mid-batch and restarted leaves the model equal to a full replay", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
