@@ -20,7 +20,7 @@ const masterKey = Redacted.make(randomBytes(32).toString("base64"))
 
 // The app's store: upcasting over crypto-shredding over Postgres, with keys in Postgres.
 const Live = Upcasting.layer(registry).pipe(
-  Layer.provide(CryptoShredding.layer(registry)),
+  Layer.provide(CryptoShredding.layer({ aggregates: [Account] })),
   Layer.provide(PgEventStore.layer()),
   Layer.provideMerge(PgKeyStore.layer({ masterKey })),
   Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer))
@@ -30,7 +30,7 @@ const Live = Upcasting.layer(registry).pipe(
 const appendOld = (stream: string, events: ReadonlyArray<readonly [string, number, Schema.JsonObject]>) =>
   Effect.gen(function* () {
     const store = yield* PgEventStore.make()
-    const old = yield* CryptoShredding.make(store, registry)
+    const old = yield* CryptoShredding.make(store, { aggregates: [Account] })
     const data = events.map(([type, schemaVersion, data]) => ({
       eventId: EventId.random(),
       type,

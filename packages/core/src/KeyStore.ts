@@ -4,7 +4,7 @@
  * again. A forgotten subject stays forgotten: no new key is made for it. The AES-256-GCM `seal` and `open` used for
  * fields (and by key stores that wrap keys under a master key) live here too.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto"
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto"
 import { Context, Effect, Layer, Result, Schema } from "effect"
 import { describeCause } from "./internal/describeCause.ts"
 
@@ -51,10 +51,20 @@ export const generateKey = (): DataKey => randomBytes(32)
 const ivBytes = 12
 const tagBytes = 16
 
+// Node imports a raw key on every cipher it makes (most of the cost of a small seal); a key object is imported once.
+const imported = new WeakMap<DataKey, KeyObject>()
+const keyObject = (key: DataKey): KeyObject => {
+  const known = imported.get(key)
+  if (known !== undefined) return known
+  const made = createSecretKey(key)
+  imported.set(key, made)
+  return made
+}
+
 /** Encrypts `plaintext` with AES-256-GCM under `key`, bound to `context`; returns IV, ciphertext and tag, base64. */
 export const seal = (key: DataKey, plaintext: string, context: string): string => {
   const iv = randomBytes(ivBytes)
-  const cipher = createCipheriv("aes-256-gcm", key, iv).setAAD(Buffer.from(context))
+  const cipher = createCipheriv("aes-256-gcm", keyObject(key), iv).setAAD(Buffer.from(context))
   const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()])
   return Buffer.concat([iv, body, cipher.getAuthTag()]).toString("base64")
 }
@@ -63,7 +73,7 @@ export const seal = (key: DataKey, plaintext: string, context: string): string =
 export const open = (key: DataKey, sealed: string, context: string): Result.Result<string, string> => {
   const bytes = Buffer.from(sealed, "base64")
   if (bytes.length < ivBytes + tagBytes) return Result.fail("sealed value is too short")
-  const decipher = createDecipheriv("aes-256-gcm", key, bytes.subarray(0, ivBytes))
+  const decipher = createDecipheriv("aes-256-gcm", keyObject(key), bytes.subarray(0, ivBytes))
     .setAAD(Buffer.from(context))
     .setAuthTag(bytes.subarray(bytes.length - tagBytes))
   return Result.try({
