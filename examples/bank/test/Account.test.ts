@@ -30,7 +30,8 @@ const Live = Upcasting.layer(registry).pipe(
 const appendOld = (stream: string, events: ReadonlyArray<readonly [string, number, Schema.JsonObject]>) =>
   Effect.gen(function* () {
     const store = yield* PgEventStore.make()
-    const old = yield* CryptoShredding.make(store, { aggregates: [Account] })
+    // Deposited holds no personal data, so versions newer than this registry knows (written by a newer app) pass.
+    const old = yield* CryptoShredding.make(store, { aggregates: [Account], freeOfPersonalData: ["Deposited"] })
     const data = events.map(([type, schemaVersion, data]) => ({
       eventId: EventId.random(),
       type,
