@@ -77,10 +77,11 @@ export const open = (key: DataKey, sealed: string, context: string): Result.Resu
     .setAAD(Buffer.from(context))
     .setAuthTag(bytes.subarray(bytes.length - tagBytes))
   return Result.try({
-    try: () =>
-      Buffer.concat([decipher.update(bytes.subarray(ivBytes, bytes.length - tagBytes)), decipher.final()]).toString(
-        "utf8"
-      ),
+    try: () => {
+      const plaintext = decipher.update(bytes.subarray(ivBytes, bytes.length - tagBytes))
+      decipher.final() // authenticates; GCM has no bytes left to give
+      return plaintext.toString("utf8")
+    },
     catch: () => "authentication failed: wrong key, or the sealed value was altered"
   })
 }
