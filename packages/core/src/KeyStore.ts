@@ -1,8 +1,17 @@
 /**
- * Key stores: one data key per subject (a customer, a patient...) for crypto-shredding. Personal fields of a
- * subject's events are encrypted with its key; `forget` deletes the key, after which those fields can never be read
+ * Key stores: one data key per subject (a customer, a patient...) for crypto-shredding. Personal values of a
+ * subject's events are sealed with its key; `forget` deletes the key, after which those values can never be read
  * again. A forgotten subject stays forgotten: no new key is made for it. The AES-256-GCM `seal` and `open` used for
- * fields (and by key stores that wrap keys under a master key) live here too.
+ * personal values (and by key stores that wrap keys under a master key) live here too.
+ *
+ * **The contract** (what an adapter for a KMS or Vault must keep; `KeyStoreConformance` in @chronicle/testing checks
+ * it): a data key is 32 random bytes, made at most once per subject. `keysFor` returns each subject's key, making the
+ * missing ones, and fails with `SubjectForgotten` naming a forgotten subject; concurrent first calls for one subject,
+ * from any process, must agree on one key. `find` returns the keys that exist, never makes one, and must never return
+ * a key after a `forget` of it has returned, in any process (cache only what you can invalidate). `forget` removes the
+ * key for good, keeps a tombstone so `keysFor` refuses the subject afterwards, and is idempotent, also for a subject
+ * that never had a key. Failures of the backend are `KeyStoreError`s. How keys are protected at rest (wrapped under a
+ * master key, held in an HSM) is the adapter's business; Chronicle only ever sees unwrapped data keys in memory.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto"
 import { Context, Effect, Layer, Result, Schema } from "effect"
