@@ -12,7 +12,7 @@
  * **Gotchas:** personal string values shorter than `minLeakLength` are not searched for elsewhere (they would match
  * by chance). Values written before a value was marked personal stay in the clear: forgetting cannot erase them.
  */
-import { Array as Arr, Effect, Layer, Result, Schema, Stream } from "effect"
+import { Array as Arr, Effect, Layer, Option, Result, Schema, Stream } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import type { EventData, RecordedEvent } from "./Envelope.ts"
 import { EventDecodeError } from "./EventCodec.ts"
@@ -20,6 +20,13 @@ import { EventStore, EventStoreError, InvalidAppend, type Service } from "./Even
 import * as EventVersions from "./EventVersions.ts"
 import * as KeyStore from "./KeyStore.ts"
 import * as PersonalData from "./PersonalData.ts"
+import {
+  type Snapshot,
+  SnapshotStore,
+  SnapshotStoreError,
+  type Service as SnapshotStoreService
+} from "./SnapshotStore.ts"
+import * as StreamName from "./StreamName.ts"
 
 /** Personal string values at least this long must not appear in the clear anywhere else in the row. */
 export const minLeakLength = 4
@@ -47,6 +54,11 @@ export interface Options {
   readonly events?: ReadonlyArray<Schema.Top>
   /** Types with no schema here that hold no personal data: stored as they are, never refused. */
   readonly freeOfPersonalData?: ReadonlyArray<string>
+  /**
+   * Categories whose state holds no personal data although their events do (snapshots stored as they are). Any other
+   * aggregate whose events hold personal values must mark them in its state schema, or `layerSnapshots` refuses it.
+   */
+  readonly statesFreeOfPersonalData?: ReadonlyArray<string>
 }
 
 /** The registry of the event types `options` names, for `Upcasting` and migrations beside this layer. */
@@ -217,4 +229,105 @@ export const layer = (options: Options): Layer.Layer<EventStore, UnsupportedMark
   Layer.effect(
     EventStore,
     EventStore.use((store) => make(store, options))
+  )
+
+/**
+ * Decorates a snapshot store: the personal values of each aggregate's state (marked in its state schema, with a
+ * subject field, as in events) are sealed under the subject's key, so forgetting the subject shreds every snapshot of
+ * it, including one a command in flight saves after the `forget` (sealed under the deleted key, or not saved at all).
+ * A snapshot whose seal cannot be opened, and one saved in the clear before its state had marks, is ignored, so the
+ * aggregate loads from its events (redacted). A state with personal values but no subject yet is not saved.
+ */
+export const makeSnapshots = (
+  store: SnapshotStoreService,
+  options: Options
+): Effect.Effect<SnapshotStoreService, UnsupportedMark, KeyStore.KeyStore> =>
+  Effect.gen(function* () {
+    const keys = yield* KeyStore.KeyStore
+    const registry = registryOf(options)
+    const free = new Set(options.statesFreeOfPersonalData ?? [])
+    const states = new Map<string, PersonalData.Declaration | null>()
+    for (const aggregate of options.aggregates ?? []) {
+      if (aggregate.state === undefined) continue
+      const type = `${aggregate.category} state`
+      const declared = PersonalData.declarationOf(aggregate.state)
+      if (Result.isFailure(declared)) return yield* new UnsupportedMark({ type, schemaVersion: 1, ...declared.failure })
+      const eventsArePersonal = aggregate.events.types.some((eventType: string) => {
+        const entry = registry.get(eventType)!
+        return Array.from({ length: entry.version }, (_, v) => PersonalData.declarationOf(entry.shape(v + 1)!)).some(
+          (declaration) => Result.isSuccess(declaration) && declaration.success !== undefined
+        )
+      })
+      if (declared.success === undefined && eventsArePersonal && !free.has(aggregate.category)) {
+        return yield* new UnsupportedMark({
+          type,
+          schemaVersion: 1,
+          path: "(the state)",
+          reason:
+            "the events hold personal values and the state schema marks none: mark them, or declare the state free of personal data"
+        })
+      }
+      states.set(aggregate.category, declared.success ?? null)
+    }
+    const contextOf = (snapshot: Pick<Snapshot, "stream" | "version">) =>
+      `snapshot/${snapshot.stream}@${snapshot.version}`
+    const failed = (operation: string, stream: string) => (cause: KeyStore.KeyStoreError | Error) =>
+      new SnapshotStoreError({ operation, stream, cause })
+
+    const save = (snapshot: Snapshot) =>
+      Effect.gen(function* () {
+        const declaration = states.get(StreamName.category(snapshot.stream))
+        if (declaration === undefined) {
+          return yield* failed(
+            "seal",
+            snapshot.stream
+          )(new Error("its category has no aggregate with a state schema in the shredding layer"))
+        }
+        if (declaration === null) return yield* store.save(snapshot)
+        const subject = PersonalData.subjectOf(declaration, snapshot.state)
+        if (subject === undefined) {
+          if (PersonalData.personalValues(declaration, snapshot.state).length === 0) return yield* store.save(snapshot)
+          return
+        }
+        const found = yield* keys.keysFor([subject]).pipe(
+          Effect.map((map) => map.get(subject)),
+          Effect.catchTag("SubjectForgotten", () => Effect.succeed(undefined)),
+          Effect.mapError(failed("seal", snapshot.stream))
+        )
+        if (found === undefined) return // forgotten: a state holding its values is never stored again
+        const state = PersonalData.seal(declaration, snapshot.state, subject, contextOf(snapshot), found)
+        return yield* store.save({ ...snapshot, state })
+      })
+
+    const load = (stream: string) =>
+      Effect.gen(function* () {
+        const stored = yield* store.load(stream)
+        if (Option.isNone(stored)) return stored
+        const snapshot = stored.value
+        const sealed = PersonalData.sealedValuesOf(snapshot.state)
+        if (sealed === undefined) {
+          const declaration = states.get(StreamName.category(stream))
+          if (declaration === null || declaration === undefined) return stored
+          if (PersonalData.personalValues(declaration, snapshot.state).length === 0) return stored
+          // Saved in the clear before the state had marks: never trusted, and dropped.
+          yield* store.delete(stream)
+          return Option.none<Snapshot>()
+        }
+        const key = yield* keys.find([sealed.subject]).pipe(
+          Effect.map((map) => map.get(sealed.subject)),
+          Effect.mapError(failed("open", stream))
+        )
+        if (key === undefined) return Option.none<Snapshot>()
+        const state = PersonalData.open(snapshot.state, contextOf(snapshot), key)
+        return Result.isSuccess(state) ? Option.some({ ...snapshot, state: state.success }) : Option.none<Snapshot>()
+      })
+
+    return { load, save, delete: store.delete }
+  })
+
+/** Decorates the `SnapshotStore` in context with the sealing of `makeSnapshots`. */
+export const layerSnapshots = (options: Options): Layer.Layer<never, UnsupportedMark, KeyStore.KeyStore> =>
+  Layer.effect(
+    SnapshotStore,
+    Effect.flatMap(SnapshotStore, (store: SnapshotStoreService) => makeSnapshots(store, options))
   )

@@ -1,15 +1,20 @@
 import {
+  Aggregate,
+  CommandHandler,
   CryptoShredding,
+  Decider,
   EventId,
   EventStore,
   EventVersions,
   ExpectedVersion,
   KeyStore,
   PersonalData,
+  SnapshotCodec,
+  SnapshotStore,
   Upcasting
 } from "@chronicle/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Result, Schema, Stream } from "effect"
+import { Effect, Layer, Option, Result, Schema, Stream } from "effect"
 
 const Profile = Schema.Struct({
   name: Schema.String.pipe(PersonalData.personal({ redacted: "[forgotten]" })),
@@ -169,5 +174,83 @@ describe("CryptoShredding", () => {
         ]
       )
     })
+  )
+})
+
+// ── Snapshots ──
+const CustomerState = Schema.Struct({
+  customerId: Schema.String.pipe(PersonalData.subject),
+  name: Schema.String.pipe(PersonalData.personal({ redacted: "[forgotten]" })),
+  visits: Schema.Int
+})
+type CustomerState = typeof CustomerState.Type
+const Visit = Schema.TaggedStruct("Visit", {})
+const Customer = Aggregate.make({
+  category: "customer",
+  commands: Visit,
+  events: Registered,
+  state: CustomerState,
+  decider: Decider.make<typeof Visit.Type, typeof Registered.Type, CustomerState>({
+    initialState: { customerId: "", name: "", visits: 0 },
+    evolve: (state, event) => ({ customerId: event.customerId, name: event.name, visits: state.visits + 1 }),
+    decide: () => Result.succeed([])
+  })
+})
+const codec = SnapshotCodec.make(CustomerState)
+const snapshotOf = (
+  stream: string,
+  version: number,
+  eventId: string,
+  state: CustomerState
+): SnapshotStore.Snapshot => ({
+  stream,
+  version,
+  eventId,
+  fingerprint: codec.fingerprint,
+  state: Result.getOrThrow(codec.encode(state, stream, version))
+})
+
+describe("CryptoShredding snapshots", () => {
+  it.effect(
+    "seals the state's personal values; after forget every snapshot is ignored and loads come from events",
+    () =>
+      Effect.gen(function* () {
+        const raw = yield* SnapshotStore.makeMemory
+        const snapshots = yield* CryptoShredding.makeSnapshots(raw, { aggregates: [Customer] })
+        const store = yield* EventStore.EventStore
+        const written = yield* store.append("customer-7", [registered("c-7", "Ada Lovelace")], ExpectedVersion.noStream)
+        const [event] = yield* Stream.runCollect(store.readStream("customer-7"))
+        const state = { customerId: "c-7", name: "Ada Lovelace", visits: 1 }
+        yield* snapshots.save(snapshotOf("customer-7", 1, event!.eventId, state))
+        assert.notInclude(JSON.stringify(Option.getOrThrow(yield* raw.load("customer-7"))), "Lovelace")
+        assert.deepStrictEqual(Option.getOrThrow(yield* snapshots.load("customer-7")).state, state)
+
+        yield* KeyStore.forget("c-7")
+        assert.isTrue(Option.isNone(yield* snapshots.load("customer-7")))
+        // A command in flight during the forget saves its snapshot late: nothing readable is stored.
+        yield* snapshots.save(snapshotOf("customer-7", 1, event!.eventId, state))
+        assert.notInclude(JSON.stringify(yield* raw.load("customer-7")), "Lovelace")
+        assert.isTrue(Option.isNone(yield* snapshots.load("customer-7")))
+        const loaded = yield* CommandHandler.load(Customer, "7").pipe(
+          Effect.provideService(SnapshotStore.SnapshotStore, snapshots)
+        )
+        assert.deepStrictEqual(loaded.state, { customerId: "c-7", name: "[forgotten]", visits: 1 })
+        assert.strictEqual(loaded.version, written.version)
+      }).pipe(Effect.provide(Store))
+  )
+
+  it.effect("drops a snapshot stored in the clear before the state had marks, and refuses an unmarked state", () =>
+    Effect.gen(function* () {
+      const raw = yield* SnapshotStore.makeMemory
+      const clear = snapshotOf("customer-8", 1, EventId.random(), { customerId: "c-8", name: "Grace", visits: 1 })
+      yield* raw.save(clear)
+      const snapshots = yield* CryptoShredding.makeSnapshots(raw, { aggregates: [Customer] })
+      assert.isTrue(Option.isNone(yield* snapshots.load("customer-8")))
+      assert.isTrue(Option.isNone(yield* raw.load("customer-8")))
+      const Unmarked = { ...Customer, state: Schema.Struct({ visits: Schema.Int }) } as Aggregate.Any
+      const refused = yield* CryptoShredding.makeSnapshots(raw, { aggregates: [Unmarked] }).pipe(Effect.flip)
+      assert.deepInclude(refused, { _tag: "UnsupportedMark", type: "customer state", path: "(the state)" })
+      yield* CryptoShredding.makeSnapshots(raw, { aggregates: [Unmarked], statesFreeOfPersonalData: ["customer"] })
+    }).pipe(Effect.provide(KeyStore.layerMemory))
   )
 })
