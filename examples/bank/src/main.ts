@@ -14,7 +14,6 @@ import {
   EventId,
   type EventStore,
   ExpectedVersion,
-  KeyStore,
   Projection,
   StreamName,
   Upcasting
@@ -159,8 +158,11 @@ const program = Effect.gen(function* () {
   })
   yield* Console.log(`  Handler v2 rebuilt: ${yield* readBalance(id)}`)
 
-  yield* Console.log(`\n4. Forget the customer ${customerId} (KeyStore.forget deletes their data key):`)
-  yield* KeyStore.forget(customerId)
+  yield* Console.log(`\n4. Forget the customer ${customerId} (CryptoShredding.forget deletes their data key):`)
+  const forgotten = yield* CryptoShredding.forget(customerId)
+  yield* Console.log(
+    `  Recorded SubjectForgotten at position ${forgotten.position}; key deleted in the same transaction`
+  )
   yield* Console.log(`  Loaded again: ${showState((yield* AggregateLoader.load(Account, id)).state)}`)
   const found = (yield* eventsText).includes("Lovelace")
   yield* Console.log(

@@ -177,7 +177,7 @@ layer(Live, { excludeTestServices: true })("bank: a forgotten customer", (it) =>
       const [key] = (yield* (yield* KeyStore.KeyStore).find(["cust-f1"])).values()
       assert.notInclude(yield* tableText("chronicle_keys"), Buffer.from(key!).toString("base64"))
       assert.strictEqual((yield* AggregateLoader.load(Account, "f1")).state.holder, "Margaret Hamilton")
-      yield* KeyStore.forget("cust-f1")
+      yield* CryptoShredding.forget("cust-f1")
       assert.deepStrictEqual((yield* AggregateLoader.load(Account, "f1")).state, {
         holder: "[forgotten] [forgotten]",
         balance: 900,
@@ -203,7 +203,7 @@ layer(Live, { excludeTestServices: true })("bank: a forgotten customer", (it) =>
         yield* appendOld(`account-old${id}`, [
           ["AccountOpened", 1, { customerId: `cust-${id}`, holder: `${firstName} ${lastName}` }]
         ])
-        yield* KeyStore.forget(`cust-${id}`)
+        yield* CryptoShredding.forget(`cust-${id}`)
         const text = yield* tableText("chronicle_events")
         for (const plain of [firstName, lastName]) {
           assert.notInclude(text, plain)

@@ -16,8 +16,10 @@ import { Array as Arr, Effect, Layer, Option, Result, Schema, Stream } from "eff
 import type * as Aggregate from "./Aggregate.ts"
 import type { EventData, RecordedEvent } from "./Envelope.ts"
 import { EventDecodeError } from "./EventCodec.ts"
-import { EventStore, EventStoreError, InvalidAppend, type Service } from "./EventStore.ts"
+import * as EventId from "./EventId.ts"
+import { type AppendError, EventStore, EventStoreError, InvalidAppend, type Service } from "./EventStore.ts"
 import * as EventVersions from "./EventVersions.ts"
+import * as ExpectedVersion from "./ExpectedVersion.ts"
 import * as KeyStore from "./KeyStore.ts"
 import * as PersonalData from "./PersonalData.ts"
 import {
@@ -61,11 +63,18 @@ export interface Options {
   readonly statesFreeOfPersonalData?: ReadonlyArray<string>
 }
 
-/** The registry of the event types `options` names, for `Upcasting` and migrations beside this layer. */
+/** The fact `forget` records in the log: the subject was forgotten. Stored in stream `forgetFacts-<subject>`. */
+export const SubjectForgotten = Schema.TaggedStruct("SubjectForgotten", { subject: Schema.String })
+
+/** The category of the streams that hold the `SubjectForgotten` facts, for projections that react to them. */
+export const forgottenCategory = "forgetFacts"
+
+/** The registry of the event types `options` names (and `SubjectForgotten`), for `Upcasting` and migrations. */
 export const registryOf = (options: Options): EventVersions.Registry =>
   EventVersions.registry([
     ...(options.aggregates ?? []).map((aggregate) => aggregate.events.schema),
-    ...(options.events ?? [])
+    ...(options.events ?? []),
+    SubjectForgotten
   ])
 
 /** Encrypts and decrypts events' personal values with the keys of the `KeyStore` it was made with. */
@@ -331,3 +340,43 @@ export const layerSnapshots = (options: Options): Layer.Layer<never, Unsupported
     SnapshotStore,
     Effect.flatMap(SnapshotStore, (store: SnapshotStoreService) => makeSnapshots(store, options))
   )
+
+/** What `forget` did. */
+export interface Forgotten {
+  readonly subject: string
+  /** False when the subject had been forgotten already: nothing new was written. */
+  readonly now: boolean
+  /** The global position of the `SubjectForgotten` fact in the log. */
+  readonly position: bigint
+}
+
+/**
+ * Forgets a subject, in one call: records `SubjectForgotten` in the log (stream `forgetFacts-<subject>`) and deletes
+ * the subject's key, in one transaction when the key store shares one with the event store (`PgKeyStore` beside
+ * `PgEventStore`), so projections meet the fact in order with the events before it. Idempotent: the fact's event id is
+ * derived from the subject, so forgetting again writes nothing, completes a forget that stopped half-way, and
+ * returns `now: false`. Afterwards every sealed value of the subject (events, archived events, snapshots) reads as
+ * its redaction marker, and no new personal data of the subject can be stored.
+ */
+export const forget = (
+  subject: string
+): Effect.Effect<Forgotten, KeyStore.KeyStoreError | AppendError, KeyStore.KeyStore | EventStore> =>
+  Effect.gen(function* () {
+    const keys = yield* KeyStore.KeyStore
+    const store = yield* EventStore
+    const stream = StreamName.make(forgottenCategory, subject)
+    const fact: EventData = {
+      eventId: EventId.fromCommand(stream, "forget", 0),
+      type: "SubjectForgotten",
+      schemaVersion: 1,
+      data: { subject },
+      metadata: {}
+    }
+    const both = Effect.gen(function* () {
+      const appended = yield* store.append(stream, [fact], ExpectedVersion.noStream)
+      yield* keys.forget(subject)
+      return appended
+    })
+    const appended = yield* keys.transaction === undefined ? both : keys.transaction(both)
+    return { subject, now: appended.written > 0, position: appended.position }
+  })

@@ -49,6 +49,13 @@ export interface Service {
   readonly find: (subjects: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, DataKey>, KeyStoreError>
   /** Deletes the subject's key for good and remembers that it was forgotten; forgetting twice is a no-op. */
   readonly forget: (subject: string) => Effect.Effect<void, KeyStoreError>
+  /**
+   * Runs `effect` in one transaction with the store's own writes, when the store shares one with the event store (as
+   * `PgKeyStore` does on the same database), so `CryptoShredding.forget` deletes a key and records it atomically.
+   * Optional: without it the fact is recorded first and the key deleted after, and a repeated `forget` completes one
+   * that stopped in between.
+   */
+  readonly transaction?: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | KeyStoreError, R>
 }
 
 /** The key store service. */
@@ -95,7 +102,10 @@ export const open = (key: DataKey, sealed: string, context: string): Result.Resu
   })
 }
 
-/** Forgets a subject through the `KeyStore` in context: the crypto-shredding operation apps expose. */
+/**
+ * Deletes a subject's key through the `KeyStore` in context, and nothing else: apps call `CryptoShredding.forget`,
+ * which also records the fact in the log.
+ */
 export const forget = (subject: string): Effect.Effect<void, KeyStoreError, KeyStore> =>
   KeyStore.use((keys) => keys.forget(subject))
 

@@ -57,8 +57,11 @@ describe("CryptoShredding", () => {
       yield* store.append("customer-1", [registered("c-1", "Ada Lovelace")], ExpectedVersion.noStream)
       const [read] = yield* Stream.runCollect(store.readStream("customer-1"))
       assert.deepInclude(read!.data as object, { name: "Ada Lovelace", tags: ["vip"] })
-      yield* KeyStore.forget("c-1")
-      const [redacted] = yield* Stream.runCollect(store.readAll())
+      const forgotten = yield* CryptoShredding.forget("c-1")
+      assert.deepInclude(forgotten, { subject: "c-1", now: true })
+      assert.deepStrictEqual(yield* CryptoShredding.forget("c-1"), { ...forgotten, now: false })
+      const [redacted, fact] = yield* Stream.runCollect(store.readAll())
+      assert.deepInclude(fact!, { stream: "forgetFacts-c-1", type: "SubjectForgotten", position: forgotten.position })
       assert.deepStrictEqual(redacted!.data, { customerId: "c-1", name: "[forgotten]", email: "[forgotten]", tags: [] })
       const refused = yield* store
         .append("customer-1", [registered("c-1", "Ada")], ExpectedVersion.any)

@@ -204,7 +204,15 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       Effect.mapError(keyError("forget"))
     )
 
-  return KeyStore.KeyStore.of({ keysFor, find, forget })
+  const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    sql.withTransaction(effect).pipe(
+      Effect.catchIf(
+        (error): error is SqlError.SqlError => (error as { _tag?: unknown })._tag === "SqlError",
+        (error) => Effect.fail(keyError("transaction")(error))
+      )
+    ) as Effect.Effect<A, E | KeyStore.KeyStoreError, R>
+
+  return KeyStore.KeyStore.of({ keysFor, find, forget, transaction })
 })
 
 /** Provides the Postgres `KeyStore` on the `SqlClient` in context (run `PgMigrations` first). */

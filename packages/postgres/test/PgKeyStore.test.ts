@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto"
-import { PgKeyStore, PgMigrations } from "@chronicle/postgres"
+import { CryptoShredding, EventId, EventStore, ExpectedVersion, KeyStore } from "@chronicle/core"
+import { PgEventStore, PgKeyStore, PgMigrations } from "@chronicle/postgres"
 import { KeyStoreConformance, PgTest } from "@chronicle/testing"
 import { assert, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Layer, Redacted } from "effect"
+import { ConfigProvider, Effect, Exit, Layer, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 
 const newMasterKey = () => Redacted.make(randomBytes(32).toString("base64"))
@@ -13,7 +14,7 @@ KeyStoreConformance.suite(
   PgKeyStore.layer({ masterKey }).pipe(Layer.provideMerge(PgMigrations.layer), Layer.provideMerge(PgTest.layer()))
 )
 
-const Db = PgMigrations.layer.pipe(Layer.provideMerge(PgTest.layer()))
+const Db = PgEventStore.layer().pipe(Layer.provideMerge(PgMigrations.layer), Layer.provideMerge(PgTest.layer()))
 
 layer(Db, { excludeTestServices: true })("PgKeyStore", (it) => {
   it.effect("a key forgotten by another process is never served from this one's cache", () =>
@@ -25,6 +26,39 @@ layer(Db, { excludeTestServices: true })("PgKeyStore", (it) => {
       assert.strictEqual((yield* here.find([subject, other])).size, 2) // cached here now
       yield* elsewhere.forget(subject)
       assert.deepStrictEqual([...(yield* here.find([subject, other])).keys()], [other])
+    })
+  )
+
+  it.effect("forget records the fact and deletes the key in one transaction: both commit, or neither", () =>
+    Effect.gen(function* () {
+      const keys: KeyStore.Service = yield* PgKeyStore.make({ masterKey })
+      const store = yield* EventStore.EventStore
+      const [kept, gone] = [`c-${crypto.randomUUID()}`, `c-${crypto.randomUUID()}`]
+      yield* keys.keysFor([kept, gone])
+      const halfDone = Effect.gen(function* () {
+        yield* store.append(
+          `forgetFacts-${kept}`,
+          [
+            {
+              eventId: EventId.random(),
+              type: "SubjectForgotten",
+              schemaVersion: 1,
+              data: { subject: kept },
+              metadata: {}
+            }
+          ],
+          ExpectedVersion.noStream
+        )
+        yield* keys.forget(kept)
+        return yield* Effect.fail("the process died here")
+      })
+      const failed = yield* keys.transaction!(halfDone).pipe(Effect.flip)
+      assert.strictEqual(failed, "the process died here")
+      assert.strictEqual((yield* keys.find([kept])).size, 1)
+      assert.strictEqual((yield* Stream.runCollect(store.readAll({ categories: ["forgetFacts"] }))).length, 0)
+      const forgotten = yield* CryptoShredding.forget(gone).pipe(Effect.provideService(KeyStore.KeyStore, keys))
+      assert.isTrue(forgotten.now)
+      assert.strictEqual((yield* keys.find([gone])).size, 0)
     })
   )
 
