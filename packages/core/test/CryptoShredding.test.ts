@@ -1,6 +1,6 @@
 import {
   Aggregate,
-  CommandHandler,
+  AggregateLoader,
   CryptoShredding,
   Decider,
   EventId,
@@ -234,7 +234,7 @@ describe("CryptoShredding snapshots", () => {
         yield* snapshots.save(snapshotOf("customer-7", 1, event!.eventId, state))
         assert.notInclude(JSON.stringify(yield* raw.load("customer-7")), "Lovelace")
         assert.isTrue(Option.isNone(yield* snapshots.load("customer-7")))
-        const loaded = yield* CommandHandler.load(Customer, "7").pipe(
+        const loaded = yield* AggregateLoader.load(Customer, "7").pipe(
           Effect.provideService(SnapshotStore.SnapshotStore, snapshots)
         )
         assert.deepStrictEqual(loaded.state, { customerId: "c-7", name: "[forgotten]", visits: 1 })
