@@ -68,7 +68,12 @@ layer(Live, { excludeTestServices: true })("bank: event evolution", (it) => {
         ["Deposited", 3, { cents: 200, currency: "USD" }]
       ])
       const loaded = yield* AggregateLoader.load(Account, "a1")
-      assert.deepStrictEqual(loaded.state, { holder: "Ada King Lovelace", balance: 1750, open: true })
+      assert.deepStrictEqual(loaded.state, {
+        customerId: "cust-a1",
+        holder: "Ada King Lovelace",
+        balance: 1750,
+        open: true
+      })
       const handled = yield* CommandHandler.handle(Account, "a1", { _tag: "Withdraw", cents: 50 })
       assert.strictEqual(handled.state.balance, 1700)
       assert.deepStrictEqual(yield* rawVersions("account-a1"), [1, 1, 2, 3, 1])
@@ -179,6 +184,7 @@ layer(Live, { excludeTestServices: true })("bank: a forgotten customer", (it) =>
       assert.strictEqual((yield* AggregateLoader.load(Account, "f1")).state.holder, "Margaret Hamilton")
       yield* CryptoShredding.forget("cust-f1")
       assert.deepStrictEqual((yield* AggregateLoader.load(Account, "f1")).state, {
+        customerId: "cust-f1",
         holder: "[forgotten] [forgotten]",
         balance: 900,
         open: true
