@@ -152,6 +152,7 @@ export const Account = Aggregate.make({
   category: "account",
   commands: Command,
   events: Event,
+  state: State,
   decider: Decider.make({ initialState, evolve, decide })
 })
 
