@@ -20,7 +20,7 @@ import {
   StreamName,
   Upcasting
 } from "@chronicle/core"
-import { NatsMessage, NatsPublisher } from "@chronicle/nats"
+import { NatsConsumer, NatsMessage, NatsPublisher } from "@chronicle/nats"
 import {
   PgCheckpointStore,
   PgEventStore,
@@ -228,6 +228,32 @@ describe.skipIf(NatsServer.skip())("forget reaches everything", () => {
           )
           assert.deepStrictEqual(yield* PlaintextScan.jetStream({ url: server.url, stream, values: grace }), [])
           assert.isAbove((yield* PlaintextScan.jetStream({ url: server.url, stream, values: ["$personal"] })).length, 0)
+
+          // A Chronicle consumer opens what the broker carries through the key store: Ada redacted, Grace readable.
+          const open = yield* CryptoShredding.opener(shredding)
+          const opened = yield* Effect.gen(function* () {
+            const consumer = yield* NatsConsumer.make({ servers: server.url, stream, consumer: "holders" })
+            const names = new Map<string, string>()
+            while (names.size < 2) {
+              const delivery = yield* consumer.next
+              const event = yield* open(delivery.event)
+              if (event.type === "AccountOpened") {
+                const data = event.data as {
+                  customerId: string
+                  holder?: string
+                  firstName?: string
+                  lastName?: string
+                }
+                names.set(
+                  `${data.customerId} v${event.schemaVersion}`,
+                  data.holder ?? `${data.firstName} ${data.lastName}`
+                )
+              }
+              yield* delivery.ack
+            }
+            return Object.fromEntries(names)
+          }).pipe(Effect.scoped)
+          assert.deepStrictEqual(opened, { "cust-a v2": "[forgotten] [forgotten]", "cust-b v2": "Grace Hopper" })
 
           // Everything loads: Ada redacted with her whole balance, Grace intact.
           const a = yield* AggregateLoader.load(Account, "a")

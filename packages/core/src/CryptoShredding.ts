@@ -380,3 +380,20 @@ export const forget = (
     const appended = yield* keys.transaction === undefined ? both : keys.transaction(both)
     return { subject, now: appended.written > 0, position: appended.position }
   })
+
+/**
+ * Opens events received outside the store, such as from the broker, which carries them as stored (sealed values,
+ * subject ids): a consumer wraps its handler with the function this gives. Values read as their redaction markers
+ * once the subject is forgotten. `options` is needed only for events in the format before one seal per event.
+ */
+export const opener = (
+  options: Options = {}
+): Effect.Effect<
+  (event: RecordedEvent) => Effect.Effect<RecordedEvent, EventStoreError>,
+  UnsupportedMark,
+  KeyStore.KeyStore
+> =>
+  Effect.map(
+    makeCipher(registryOf(options), options.freeOfPersonalData),
+    (cipher) => (event) => Effect.map(cipher.decrypt([event]), ([opened]) => opened)
+  )
