@@ -63,7 +63,7 @@ const readCosts: Bench.Section = {
       const count = quick ? 10_000 : 100_000
       const reps = quick ? 2 : 5
       const plain = yield* EventStore.EventStore
-      const sealing = yield* CryptoShredding.make(plain, registry)
+      const sealing = yield* CryptoShredding.make(plain, { events: [Event] })
       const fill = (category: string, write: EventStore.Service, make: (i: number) => Envelope.EventData) =>
         Effect.forEach(
           Array.from({ length: count / batch }, (_, s) => s),

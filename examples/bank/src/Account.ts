@@ -70,19 +70,24 @@ export const Event = Schema.Union([AccountOpenedVersions.schema, DepositedVersio
 export type Event = typeof Event.Type
 
 // ── State ── one Schema; the type is derived.
-/** What an account knows: its holder, its balance in cents, and whether it is open. */
-export const State = Schema.Struct({ holder: Schema.String, balance: Schema.Int, open: Schema.Boolean })
+/** What an account knows: its customer and holder (personal), its balance in cents, and whether it is open. */
+export const State = Schema.Struct({
+  customerId: Schema.String.pipe(PersonalData.subject), // snapshots seal the holder under this customer's key
+  holder: Schema.String.pipe(forgotten),
+  balance: Schema.Int,
+  open: Schema.Boolean
+})
 /** What an account knows. */
 export type State = typeof State.Type
 /** The state of an account with no events. */
-export const initialState: State = { holder: "", balance: 0, open: false }
+export const initialState: State = { customerId: "", holder: "", balance: 0, open: false }
 
 // ── Fold ── records facts; makes no decisions and never fails.
 /** Applies one event to the state. */
 export const evolve = (state: State, event: Event): State => {
   switch (event._tag) {
     case "AccountOpened":
-      return { ...state, holder: `${event.firstName} ${event.lastName}`, open: true }
+      return { ...state, customerId: event.customerId, holder: `${event.firstName} ${event.lastName}`, open: true }
     case "Deposited":
       return { ...state, balance: state.balance + event.cents }
     case "Withdrawn":
@@ -147,6 +152,7 @@ export const Account = Aggregate.make({
   category: "account",
   commands: Command,
   events: Event,
+  state: State,
   decider: Decider.make({ initialState, evolve, decide })
 })
 

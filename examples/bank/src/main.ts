@@ -14,7 +14,6 @@ import {
   EventId,
   type EventStore,
   ExpectedVersion,
-  KeyStore,
   Projection,
   StreamName,
   Upcasting
@@ -122,7 +121,7 @@ const program = Effect.gen(function* () {
   const customerId = `cust-${id}` // pseudonymous: subject ids are stored in the clear
   // The store as an older version of the app used it: personal fields sealed, events written in their old shapes.
   const store = yield* PgEventStore.make()
-  const asStored = yield* CryptoShredding.make(store, registry)
+  const asStored = yield* CryptoShredding.make(store, { aggregates: [Account] })
 
   yield* Console.log(`\n1. ${stream} as older versions of the app stored it, and as the app reads it today:`)
   const old: ReadonlyArray<readonly [string, number, Schema.JsonObject]> = [
@@ -159,8 +158,11 @@ const program = Effect.gen(function* () {
   })
   yield* Console.log(`  Handler v2 rebuilt: ${yield* readBalance(id)}`)
 
-  yield* Console.log(`\n4. Forget the customer ${customerId} (KeyStore.forget deletes their data key):`)
-  yield* KeyStore.forget(customerId)
+  yield* Console.log(`\n4. Forget the customer ${customerId} (CryptoShredding.forget deletes their data key):`)
+  const forgotten = yield* CryptoShredding.forget(customerId)
+  yield* Console.log(
+    `  Recorded SubjectForgotten at position ${forgotten.position}; key deleted in the same transaction`
+  )
   yield* Console.log(`  Loaded again: ${showState((yield* AggregateLoader.load(Account, id)).state)}`)
   const found = (yield* eventsText).includes("Lovelace")
   yield* Console.log(
@@ -182,7 +184,10 @@ const masterKey = Redacted.make(process.env.CHRONICLE_MASTER_KEY || randomBytes(
 
 // The app's store: upcasting over crypto-shredding over Postgres, with keys and read models in Postgres.
 const Live = Layer.mergeAll(
-  Upcasting.layer(registry).pipe(Layer.provide(CryptoShredding.layer(registry)), Layer.provide(PgEventStore.layer())),
+  Upcasting.layer(registry).pipe(
+    Layer.provide(CryptoShredding.layer({ aggregates: [Account] })),
+    Layer.provide(PgEventStore.layer())
+  ),
   PgProjection.layerServices()
 ).pipe(
   Layer.provideMerge(PgKeyStore.layer({ masterKey })),

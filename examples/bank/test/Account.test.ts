@@ -20,7 +20,7 @@ const masterKey = Redacted.make(randomBytes(32).toString("base64"))
 
 // The app's store: upcasting over crypto-shredding over Postgres, with keys in Postgres.
 const Live = Upcasting.layer(registry).pipe(
-  Layer.provide(CryptoShredding.layer(registry)),
+  Layer.provide(CryptoShredding.layer({ aggregates: [Account] })),
   Layer.provide(PgEventStore.layer()),
   Layer.provideMerge(PgKeyStore.layer({ masterKey })),
   Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer))
@@ -30,7 +30,8 @@ const Live = Upcasting.layer(registry).pipe(
 const appendOld = (stream: string, events: ReadonlyArray<readonly [string, number, Schema.JsonObject]>) =>
   Effect.gen(function* () {
     const store = yield* PgEventStore.make()
-    const old = yield* CryptoShredding.make(store, registry)
+    // Deposited holds no personal data, so versions newer than this registry knows (written by a newer app) pass.
+    const old = yield* CryptoShredding.make(store, { aggregates: [Account], freeOfPersonalData: ["Deposited"] })
     const data = events.map(([type, schemaVersion, data]) => ({
       eventId: EventId.random(),
       type,
@@ -67,7 +68,12 @@ layer(Live, { excludeTestServices: true })("bank: event evolution", (it) => {
         ["Deposited", 3, { cents: 200, currency: "USD" }]
       ])
       const loaded = yield* AggregateLoader.load(Account, "a1")
-      assert.deepStrictEqual(loaded.state, { holder: "Ada King Lovelace", balance: 1750, open: true })
+      assert.deepStrictEqual(loaded.state, {
+        customerId: "cust-a1",
+        holder: "Ada King Lovelace",
+        balance: 1750,
+        open: true
+      })
       const handled = yield* CommandHandler.handle(Account, "a1", { _tag: "Withdraw", cents: 50 })
       assert.strictEqual(handled.state.balance, 1700)
       assert.deepStrictEqual(yield* rawVersions("account-a1"), [1, 1, 2, 3, 1])
@@ -176,8 +182,9 @@ layer(Live, { excludeTestServices: true })("bank: a forgotten customer", (it) =>
       const [key] = (yield* (yield* KeyStore.KeyStore).find(["cust-f1"])).values()
       assert.notInclude(yield* tableText("chronicle_keys"), Buffer.from(key!).toString("base64"))
       assert.strictEqual((yield* AggregateLoader.load(Account, "f1")).state.holder, "Margaret Hamilton")
-      yield* KeyStore.forget("cust-f1")
+      yield* CryptoShredding.forget("cust-f1")
       assert.deepStrictEqual((yield* AggregateLoader.load(Account, "f1")).state, {
+        customerId: "cust-f1",
         holder: "[forgotten] [forgotten]",
         balance: 900,
         open: true
@@ -202,7 +209,7 @@ layer(Live, { excludeTestServices: true })("bank: a forgotten customer", (it) =>
         yield* appendOld(`account-old${id}`, [
           ["AccountOpened", 1, { customerId: `cust-${id}`, holder: `${firstName} ${lastName}` }]
         ])
-        yield* KeyStore.forget(`cust-${id}`)
+        yield* CryptoShredding.forget(`cust-${id}`)
         const text = yield* tableText("chronicle_events")
         for (const plain of [firstName, lastName]) {
           assert.notInclude(text, plain)

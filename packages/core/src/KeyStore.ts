@@ -1,10 +1,19 @@
 /**
- * Key stores: one data key per subject (a customer, a patient...) for crypto-shredding. Personal fields of a
- * subject's events are encrypted with its key; `forget` deletes the key, after which those fields can never be read
+ * Key stores: one data key per subject (a customer, a patient...) for crypto-shredding. Personal values of a
+ * subject's events are sealed with its key; `forget` deletes the key, after which those values can never be read
  * again. A forgotten subject stays forgotten: no new key is made for it. The AES-256-GCM `seal` and `open` used for
- * fields (and by key stores that wrap keys under a master key) live here too.
+ * personal values (and by key stores that wrap keys under a master key) live here too.
+ *
+ * **The contract** (what an adapter for a KMS or Vault must keep; `KeyStoreConformance` in @chronicle/testing checks
+ * it): a data key is 32 random bytes, made at most once per subject. `keysFor` returns each subject's key, making the
+ * missing ones, and fails with `SubjectForgotten` naming a forgotten subject; concurrent first calls for one subject,
+ * from any process, must agree on one key. `find` returns the keys that exist, never makes one, and must never return
+ * a key after a `forget` of it has returned, in any process (cache only what you can invalidate). `forget` removes the
+ * key for good, keeps a tombstone so `keysFor` refuses the subject afterwards, and is idempotent, also for a subject
+ * that never had a key. Failures of the backend are `KeyStoreError`s. How keys are protected at rest (wrapped under a
+ * master key, held in an HSM) is the adapter's business; Chronicle only ever sees unwrapped data keys in memory.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto"
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto"
 import { Context, Effect, Layer, Result, Schema } from "effect"
 import { describeCause } from "./internal/describeCause.ts"
 
@@ -40,6 +49,13 @@ export interface Service {
   readonly find: (subjects: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, DataKey>, KeyStoreError>
   /** Deletes the subject's key for good and remembers that it was forgotten; forgetting twice is a no-op. */
   readonly forget: (subject: string) => Effect.Effect<void, KeyStoreError>
+  /**
+   * Runs `effect` in one transaction with the store's own writes, when the store shares one with the event store (as
+   * `PgKeyStore` does on the same database), so `CryptoShredding.forget` deletes a key and records it atomically.
+   * Optional: without it the fact is recorded first and the key deleted after, and a repeated `forget` completes one
+   * that stopped in between.
+   */
+  readonly transaction?: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | KeyStoreError, R>
 }
 
 /** The key store service. */
@@ -51,10 +67,20 @@ export const generateKey = (): DataKey => randomBytes(32)
 const ivBytes = 12
 const tagBytes = 16
 
+// Node imports a raw key on every cipher it makes (most of the cost of a small seal); a key object is imported once.
+const imported = new WeakMap<DataKey, KeyObject>()
+const keyObject = (key: DataKey): KeyObject => {
+  const known = imported.get(key)
+  if (known !== undefined) return known
+  const made = createSecretKey(key)
+  imported.set(key, made)
+  return made
+}
+
 /** Encrypts `plaintext` with AES-256-GCM under `key`, bound to `context`; returns IV, ciphertext and tag, base64. */
 export const seal = (key: DataKey, plaintext: string, context: string): string => {
   const iv = randomBytes(ivBytes)
-  const cipher = createCipheriv("aes-256-gcm", key, iv).setAAD(Buffer.from(context))
+  const cipher = createCipheriv("aes-256-gcm", keyObject(key), iv).setAAD(Buffer.from(context))
   const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()])
   return Buffer.concat([iv, body, cipher.getAuthTag()]).toString("base64")
 }
@@ -63,19 +89,23 @@ export const seal = (key: DataKey, plaintext: string, context: string): string =
 export const open = (key: DataKey, sealed: string, context: string): Result.Result<string, string> => {
   const bytes = Buffer.from(sealed, "base64")
   if (bytes.length < ivBytes + tagBytes) return Result.fail("sealed value is too short")
-  const decipher = createDecipheriv("aes-256-gcm", key, bytes.subarray(0, ivBytes))
+  const decipher = createDecipheriv("aes-256-gcm", keyObject(key), bytes.subarray(0, ivBytes))
     .setAAD(Buffer.from(context))
     .setAuthTag(bytes.subarray(bytes.length - tagBytes))
   return Result.try({
-    try: () =>
-      Buffer.concat([decipher.update(bytes.subarray(ivBytes, bytes.length - tagBytes)), decipher.final()]).toString(
-        "utf8"
-      ),
+    try: () => {
+      const plaintext = decipher.update(bytes.subarray(ivBytes, bytes.length - tagBytes))
+      decipher.final() // authenticates; GCM has no bytes left to give
+      return plaintext.toString("utf8")
+    },
     catch: () => "authentication failed: wrong key, or the sealed value was altered"
   })
 }
 
-/** Forgets a subject through the `KeyStore` in context: the crypto-shredding operation apps expose. */
+/**
+ * Deletes a subject's key through the `KeyStore` in context, and nothing else: apps call `CryptoShredding.forget`,
+ * which also records the fact in the log.
+ */
 export const forget = (subject: string): Effect.Effect<void, KeyStoreError, KeyStore> =>
   KeyStore.use((keys) => keys.forget(subject))
 

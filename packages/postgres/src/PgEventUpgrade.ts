@@ -45,6 +45,7 @@ export type UpgradeError =
   | EventCodec.EventDecodeError
   | EventStore.EventStoreError
   | EventStore.InvalidAppend
+  | CryptoShredding.UnsupportedMark
 
 const pending = `FROM chronicle_events e
   JOIN unnest($1::text[], $2::int4[]) AS cur(type, version) ON e.type = cur.type AND e.schema_version < cur.version`

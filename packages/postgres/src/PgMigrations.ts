@@ -108,13 +108,27 @@ const inbox = statements(
    )`
 )
 
+/**
+ * Key rotation and key caching (see PgKeyStore): which master key wraps each data key, so a rotation can resume, and
+ * a counter that every `forget` bumps in its transaction, so a process knows when its cached keys may be stale.
+ */
+const keyRotation = statements(
+  `ALTER TABLE chronicle_keys ADD COLUMN master_key_id text`,
+  `CREATE TABLE chronicle_key_epoch (
+     id boolean PRIMARY KEY DEFAULT true CHECK (id),
+     epoch bigint NOT NULL
+   )`,
+  `INSERT INTO chronicle_key_epoch (epoch) VALUES (0)`
+)
+
 /** Every migration, by `<id>_<name>`. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "1_events": Effect.flatMap(SqlClient.SqlClient, events),
   "2_snapshots": Effect.flatMap(SqlClient.SqlClient, snapshots),
   "3_evolution_and_keys": Effect.flatMap(SqlClient.SqlClient, evolutionAndKeys),
   "4_projections": Effect.flatMap(SqlClient.SqlClient, projections),
-  "5_inbox": Effect.flatMap(SqlClient.SqlClient, inbox)
+  "5_inbox": Effect.flatMap(SqlClient.SqlClient, inbox),
+  "6_key_rotation": Effect.flatMap(SqlClient.SqlClient, keyRotation)
 }
 
 /** Applies the pending migrations; returns the ids and names applied now (none when the schema is current). */

@@ -1,5 +1,7 @@
 export * as AggregateLaws from "./AggregateLaws.ts"
 export * as DeciderSpec from "./DeciderSpec.ts"
+export * as KeyStoreConformance from "./KeyStoreConformance.ts"
 export * as NatsServer from "./NatsServer.ts"
 export * as PgTest from "./PgTest.ts"
+export * as PlaintextScan from "./PlaintextScan.ts"
 export * as StoreConformance from "./StoreConformance.ts"

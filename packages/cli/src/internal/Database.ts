@@ -62,7 +62,7 @@ export const appStore = (config: AppConfig): Layer.Layer<EventStore.EventStore, 
   const opened =
     config.keyStore === undefined
       ? raw
-      : CryptoShredding.layer(registry).pipe(
+      : CryptoShredding.layer({ aggregates: config.aggregates ?? [] }).pipe(
           Layer.provide(raw),
           Layer.provide(config.keyStore as Layer.Layer<KeyStore.KeyStore, unknown, PgClient.PgClient>)
         )
