@@ -64,7 +64,10 @@ export const makeCipher = (registry: EventVersions.Registry): Effect.Effect<Ciph
       onForgotten === "fail"
         ? keys.keysFor(subjects).pipe(
             Effect.catchTags({
-              SubjectForgotten: (error) => Effect.fail(new InvalidAppend({ stream, reason: error.message })),
+              SubjectForgotten: (error) =>
+                Effect.fail(
+                  new InvalidAppend({ stream, reason: { _tag: "SubjectForgotten", subject: error.subject } })
+                ),
               KeyStoreError: (error) => Effect.fail(keyError("keysFor", stream)(error))
             })
           )
@@ -77,15 +80,16 @@ export const makeCipher = (registry: EventVersions.Registry): Effect.Effect<Ciph
 
     const encrypt: Cipher["encrypt"] = (stream, events, onForgotten) =>
       Effect.gen(function* () {
-        const invalid = (index: number, event: EventData, reason: string) =>
-          new InvalidAppend({ stream, reason: `event ${index} (${event.type}): ${reason}` })
         const subjects = new Set<string>()
         for (const [index, event] of events.entries()) {
           const declaration = declarationOf(event)
           if (declaration === undefined) continue
           const subject = PersonalData.subjectOf(declaration, event.data)
           if (subject === undefined) {
-            return yield* invalid(index, event, `personal fields need a subject, and ${declaration.subject} is empty`)
+            return yield* new InvalidAppend({
+              stream,
+              reason: { _tag: "NoSubject", index, field: declaration.subject }
+            })
           }
           subjects.add(subject)
         }
@@ -108,9 +112,7 @@ export const makeCipher = (registry: EventVersions.Registry): Effect.Effect<Ciph
             (value) => value.length >= minLeakLength && row.includes(JSON.stringify(value).slice(1, -1))
           )
           if (leaked !== undefined && key !== undefined) {
-            return Effect.fail(
-              invalid(index, event, "a personal value also appears in the clear (metadata, stream name or a field)")
-            )
+            return Effect.fail(new InvalidAppend({ stream, reason: { _tag: "PersonalDataInClear", index } }))
           }
           return Effect.succeed({ ...event, data })
         })
