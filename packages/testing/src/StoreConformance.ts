@@ -150,6 +150,11 @@ const refusedAlike = (seed: BadSeed) =>
     assert.deepStrictEqual(refusalOf(error), refusalOf(referenceError))
     assert.strictEqual(kindOf(error), seed.kind, error.message)
     assert.deepStrictEqual(yield* readAll({ categories: [category] }), [])
+    if (seed.kind === "InvalidStreamName") {
+      const read = yield* Effect.flip(Stream.runCollect(store.readStream(stream)))
+      const version = yield* Effect.flip(store.streamVersion(stream))
+      assert.deepStrictEqual([read._tag, version._tag], ["InvalidStreamName", "InvalidStreamName"])
+    }
   })
 
 /** A valid event of Unicode text is read back exactly, by `readStream` and by `readAll`. */
