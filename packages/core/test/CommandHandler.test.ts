@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Result, Schema, Stream } from "effect"
+import { Cause, Effect, Exit, Result, Schema, Stream } from "effect"
 import * as Aggregate from "../src/Aggregate.ts"
 import * as AggregateLoader from "../src/AggregateLoader.ts"
 import * as CommandHandler from "../src/CommandHandler.ts"
@@ -259,6 +259,52 @@ describe("CommandHandler", () => {
       )
       const error = yield* Effect.flip(handle(deposit(1)))
       assert.deepStrictEqual([error._tag, (error as { readonly version?: number }).version], ["EventDecodeError", 1])
+    }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+
+  it.effect(
+    "a command that does not fit the command schema is InvalidCommand with the issue's path, and writes nothing",
+    () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(handle({ _tag: "Deposit", amount: "ten" } as unknown as Command))
+        assert.deepStrictEqual(
+          error._tag === "InvalidCommand" ? [error._tag, error.aggregate, error.stream, error.path] : [error._tag],
+          ["InvalidCommand", "account", "account-1", "amount"]
+        )
+        const unknownTag = yield* Effect.flip(handle({ _tag: "Borrow", amount: 1 } as unknown as Command))
+        assert.strictEqual(unknownTag._tag, "InvalidCommand")
+        assert.deepStrictEqual(yield* stored, [])
+      }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+
+  it.effect("a throwing decide or evolve is a defect naming the aggregate, stream, version and command or event", () =>
+    Effect.gen(function* () {
+      const throwing = (where: "decide" | "evolve") =>
+        Aggregate.make({
+          ...Account,
+          events: Event,
+          decider: {
+            ...Account.decider,
+            decide: (command: Command, state: State) => {
+              if (where === "decide") throw new Error("boom in decide")
+              return Account.decider.decide(command, state)
+            },
+            evolve: (state: State, event: Event) => {
+              if (where === "evolve" && state.balance > 0) throw new Error("boom in evolve")
+              return Account.decider.evolve(state, event)
+            }
+          }
+        })
+      const defectOf = (exit: Exit.Exit<unknown, unknown>) =>
+        Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : "succeeded"
+      yield* handle(deposit(10))
+      const decide = defectOf(yield* Effect.exit(CommandHandler.handle(throwing("decide"), "1", deposit(5))))
+      for (const part of ["account", "decide", "account-1@1", "Deposit", "boom in decide"]) assert.include(decide, part)
+      yield* handle(deposit(5))
+      // Loading folds Deposited(10) into a positive balance, then evolve throws on the second event, at version 2.
+      const evolve = defectOf(yield* Effect.exit(CommandHandler.handle(throwing("evolve"), "1", deposit(5))))
+      for (const part of ["account", "evolve", "account-1@2", "Deposited", "boom in evolve"])
+        assert.include(evolve, part)
     }).pipe(Effect.provide(EventStore.layerMemory))
   )
 })
