@@ -1,7 +1,9 @@
 /**
  * Command handling: load an aggregate, `decide`, and append the decided events with the loaded version as the
  * expected version. A concurrent writer makes the append fail with `ConcurrencyError`; the handler then loads and
- * decides again, a bounded number of times. A command may carry an id. Its events then get ids derived from it, so
+ * decides again, after a jittered exponential backoff (the shared `Backoff` schedule), a bounded number of times
+ * (`RetryPolicy`, per layer; `maxRetries` and `backoff`, per call). A command that does not fit the aggregate's
+ * command schema fails with `InvalidCommand` before anything is loaded. A command may carry an id. Its events then get ids derived from it, so
  * sending the same command twice writes its events once.
  *
  * Loading and snapshots live in `AggregateLoader`. After a command wrote events, the handler passes the state it
@@ -11,9 +13,10 @@
  * command is still written once, because the store treats the same event ids as a repeat. But it is decided again
  * first, so a state that now refuses it refuses the repeat.
  */
-import { Effect, Formatter, Result, Schedule, Schema, SchemaIssue } from "effect"
+import { Context, Effect, Formatter, Layer, Result, Schema, SchemaIssue } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import * as AggregateLoader from "./AggregateLoader.ts"
+import * as Backoff from "./Backoff.ts"
 import * as Decider from "./Decider.ts"
 import type { Metadata, Tagged } from "./Envelope.ts"
 import * as EventCodec from "./EventCodec.ts"
@@ -98,9 +101,32 @@ export interface HandleOptions {
   readonly commandId?: string
   /** Metadata stored with every event the command produces (correlation id...). */
   readonly metadata?: Metadata
-  /** How many times to reload and decide again after a `ConcurrencyError`; 3 unless set. */
+  /** How many times to reload and decide again after a `ConcurrencyError`; the `RetryPolicy` in context unless set. */
   readonly maxRetries?: number
+  /** The backoff between those attempts; the `RetryPolicy` in context unless set. */
+  readonly backoff?: Backoff.Options
 }
+
+/** How commands retry after a `ConcurrencyError`: how many times, and the jittered backoff between attempts. */
+export interface Retry {
+  readonly maxRetries: number
+  readonly backoff: Backoff.Options
+}
+
+/**
+ * The default retry: 50 times, waiting from 5 ms, doubling, up to 250 ms, jittered. A command only loses a race when
+ * another command of the aggregate wins one, so with n concurrent commands each needs at most n - 1 retries: 32 at
+ * once all succeed. The backoff spreads them out so that fewer attempts are wasted.
+ */
+export const defaultRetry: Retry = { maxRetries: 50, backoff: { min: "5 millis", max: "250 millis" } }
+
+/** The retry of every command that does not set its own; `defaultRetry` unless a layer provides another. */
+export class RetryPolicy extends Context.Reference<Retry>("@chronicle/core/CommandHandler/RetryPolicy", {
+  defaultValue: () => defaultRetry
+}) {}
+
+/** Provides `retry` as the retry of every command handled under it. */
+export const layerRetry = (retry: Retry): Layer.Layer<never> => Layer.succeed(RetryPolicy, retry)
 
 /** What handling a command did. */
 export interface Handled<Event, State> {
@@ -178,11 +204,14 @@ export const handle = <C, E extends Tagged, S, Err>(
       return { stream, events, state: after, version: result.version, written: result.written }
     })
   return Effect.flatMap(decodeCommand(aggregate, StreamName.make(aggregate.category, id), command), (decoded) =>
-    attempt(decoded).pipe(
-      Effect.retry({
-        schedule: Schedule.recurs(options.maxRetries ?? 3),
-        while: (error) => error instanceof ConcurrencyError
-      })
+    Effect.flatMap(RetryPolicy, (policy) =>
+      attempt(decoded).pipe(
+        Effect.retry({
+          schedule: Backoff.schedule(options.backoff ?? policy.backoff),
+          times: options.maxRetries ?? policy.maxRetries,
+          while: (error) => error instanceof ConcurrencyError
+        })
+      )
     )
   )
 }

@@ -125,7 +125,7 @@ describe("CommandHandler", () => {
       }).pipe(Effect.provide(EventStore.layerMemory))
   )
 
-  it.effect("after a concurrent write it reloads and decides again on the new state", () =>
+  it.live("after a concurrent write it reloads and decides again on the new state", () =>
     Effect.gen(function* () {
       const { store, counts } = yield* contested
       yield* Effect.gen(function* () {
@@ -147,7 +147,7 @@ describe("CommandHandler", () => {
     })
   )
 
-  it.effect("gives up with the ConcurrencyError after maxRetries, having written nothing of its own", () =>
+  it.live("gives up with the ConcurrencyError after maxRetries, having written nothing of its own", () =>
     Effect.gen(function* () {
       const { store, counts } = yield* contested
       counts.rivals = 100
@@ -164,7 +164,7 @@ describe("CommandHandler", () => {
     })
   )
 
-  it.effect("concurrent handlers of one aggregate all get through, each on the state the others left", () =>
+  it.live("32 concurrent handlers of one aggregate all get through with the default retry, versions 1..32", () =>
     Effect.gen(function* () {
       const inner = yield* EventStore.makeMemory
       let conflicts = 0
@@ -176,16 +176,22 @@ describe("CommandHandler", () => {
             Effect.tapError((error) => Effect.sync(() => error._tag === "ConcurrencyError" && conflicts++))
           )
       })
+      // 32 at once with the default retry: every one succeeds.
       yield* Effect.forEach(
-        Array.from({ length: 20 }, (_, i) => i + 1),
-        (n) => handle(deposit(n), { maxRetries: 50 }),
+        Array.from({ length: 32 }, (_, i) => i + 1),
+        (n) => handle(deposit(n)),
         {
           concurrency: "unbounded",
           discard: true
         }
       ).pipe(Effect.provideService(EventStore.EventStore, store))
       const loaded = yield* AggregateLoader.load(Account, "1").pipe(Effect.provideService(EventStore.EventStore, inner))
-      assert.deepStrictEqual([loaded.state.balance, loaded.version], [210, 20])
+      assert.deepStrictEqual([loaded.state.balance, loaded.version], [528, 32])
+      const versions = (yield* Stream.runCollect(inner.readStream("account-1"))).map((event) => event.version)
+      assert.deepStrictEqual(
+        versions,
+        Array.from({ length: 32 }, (_, i) => i + 1)
+      )
       assert.isAbove(conflicts, 0, "the handlers never raced, so no retry was exercised")
     })
   )
@@ -306,5 +312,22 @@ describe("CommandHandler", () => {
       for (const part of ["account", "evolve", "account-1@2", "Deposited", "boom in evolve"])
         assert.include(evolve, part)
     }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+
+  it.live("the retry is configurable per layer, and per call over it", () =>
+    Effect.gen(function* () {
+      const { store, counts } = yield* contested
+      counts.rivals = 10
+      const byLayer = yield* Effect.flip(handle(deposit(1))).pipe(
+        Effect.provideService(EventStore.EventStore, store),
+        Effect.provide(CommandHandler.layerRetry({ maxRetries: 1, backoff: { min: "1 millis", max: "1 millis" } }))
+      )
+      assert.deepStrictEqual([byLayer._tag, counts.appends], ["ConcurrencyError", 2])
+      const byCall = yield* handle(deposit(1), { maxRetries: 20 }).pipe(
+        Effect.provideService(EventStore.EventStore, store),
+        Effect.provide(CommandHandler.layerRetry({ maxRetries: 1, backoff: { min: "1 millis", max: "1 millis" } }))
+      )
+      assert.strictEqual(byCall.written, 1)
+    })
   )
 })
