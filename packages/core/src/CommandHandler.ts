@@ -9,11 +9,12 @@
  * Loading and snapshots live in `AggregateLoader`. After a command wrote events, the handler passes the state it
  * reached to `AggregateLoader.saveIfDue`.
  *
- * **Gotchas**: with snapshots, a command id is recognised among the events after the snapshot. A repeat of an older
- * command is still written once, because the store treats the same event ids as a repeat. But it is decided again
- * first, so a state that now refuses it refuses the repeat.
+ * A re-sent command (same command id) is recognised wherever its events are: in the events loaded, or, when loading
+ * started from a snapshot, by one lookup of its first event id (`EventStore.locateEvent`). It succeeds with
+ * `written: 0` and the stream's current state and version, with or without snapshots, however the state would decide
+ * it now.
  */
-import { Context, Effect, Formatter, Layer, Result, Schema, SchemaIssue } from "effect"
+import { Context, Effect, Formatter, Layer, Option, Result, Schema, SchemaIssue } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import * as AggregateLoader from "./AggregateLoader.ts"
 import * as Backoff from "./Backoff.ts"
@@ -166,12 +167,21 @@ export const handle = <C, E extends Tagged, S, Err>(
       const loaded = yield* AggregateLoader.load(aggregate, id)
       const { stream, state, version } = loaded
       const unchanged = { stream, events: [], state, version, written: 0 }
-      if (options.commandId !== undefined && loaded.eventIds.has(EventId.fromCommand(stream, options.commandId, 0))) {
-        return unchanged
+      if (options.commandId !== undefined) {
+        // A re-sent command: its first event is in the loaded tail or, when loading started from a snapshot, perhaps
+        // behind it, where one lookup by id finds it. Either way the reply is the one without snapshots.
+        const first = EventId.fromCommand(stream, options.commandId, 0)
+        if (loaded.eventIds.has(first)) return unchanged
+        if (loaded.snapshotVersion > 0) {
+          const found = yield* (yield* EventStore).locateEvent(first)
+          if (Option.isSome(found) && found.value.stream === stream) return unchanged
+        }
       }
       if (Decider.isTerminal(decider, state)) return yield* new StreamClosed({ stream, version })
-      const at = `${aggregate.category}: decide at ${stream}@${version}, command ${Formatter.format(command)},`
-      const decided = yield* domainCode(at.slice(0, -1), () => decider.decide(command, state))
+      const decided = yield* domainCode(
+        `${aggregate.category}: decide at ${stream}@${version}, command ${Formatter.format(command)}`,
+        () => decider.decide(command, state)
+      )
       if (Result.isFailure(decided)) return yield* Effect.fail(decided.failure)
       const events = decided.success
       if (events.length === 0) return unchanged

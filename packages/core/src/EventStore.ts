@@ -203,7 +203,22 @@ export interface Service {
   readonly subscribe: (options?: ReadAllOptions) => Stream.Stream<RecordedEvent, EventStoreError>
   /** The position of the last event readers can see now; 0n for an empty log. */
   readonly head: Effect.Effect<bigint, EventStoreError>
+  /**
+   * Where the event stored under `eventId` is, in whichever stream holds it: one index lookup. None when no stream
+   * holds it (or `eventId` is not a UUID). The command handler uses it to recognise a re-sent command.
+   */
+  readonly locateEvent: (eventId: string) => Effect.Effect<Option.Option<EventLocation>, EventStoreError>
 }
+
+/** Where a stored event is: its stream, its version there, and its global position. */
+export interface EventLocation {
+  readonly stream: string
+  readonly version: number
+  readonly position: bigint
+}
+
+/** Whether `eventId` is a UUID, as every stored event id is. */
+export const isEventId = (eventId: unknown): eventId is string => typeof eventId === "string" && uuid.test(eventId)
 
 /** The event store service. */
 export class EventStore extends Context.Service<EventStore, Service>()("@chronicle/core/EventStore") {}
@@ -283,7 +298,7 @@ export const prepareAppend = (
     if (typeof event !== "object" || event === null)
       return bad("event", `must be an object, not ${describeValue(event)}`)
     const { eventId, type, schemaVersion, data, metadata = {} } = event as Partial<EventData>
-    if (typeof eventId !== "string" || !uuid.test(eventId)) {
+    if (!isEventId(eventId)) {
       return fail({ _tag: "NotUuid", index, eventId: describeValue(eventId) })
     }
     const id = eventId.toLowerCase()
@@ -457,7 +472,14 @@ export const makeMemory: Effect.Effect<Service> = Effect.gen(function* () {
         wakeups: Stream.fromPubSub(appended),
         pollInterval: "1 second"
       }),
-    head: Effect.sync(() => BigInt(log.length))
+    head: Effect.sync(() => BigInt(log.length)),
+    locateEvent: (eventId) =>
+      Effect.sync(() => {
+        const found = isEventId(eventId) ? byId.get(eventId.toLowerCase()) : undefined
+        return found === undefined
+          ? Option.none()
+          : Option.some({ stream: found.stream, version: found.version, position: found.position })
+      })
   }
 })
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Result, Schema, Stream } from "effect"
+import { Cause, Effect, Exit, Layer, Result, Schema, Stream } from "effect"
 import * as Aggregate from "../src/Aggregate.ts"
 import * as AggregateLoader from "../src/AggregateLoader.ts"
 import * as CommandHandler from "../src/CommandHandler.ts"
@@ -7,6 +7,8 @@ import * as Decider from "../src/Decider.ts"
 import * as EventId from "../src/EventId.ts"
 import * as EventStore from "../src/EventStore.ts"
 import * as ExpectedVersion from "../src/ExpectedVersion.ts"
+import * as SnapshotPolicy from "../src/SnapshotPolicy.ts"
+import * as SnapshotStore from "../src/SnapshotStore.ts"
 import * as StreamName from "../src/StreamName.ts"
 
 // A bank account: deposits, withdrawals within the balance, and closing, which pays out what is left.
@@ -329,5 +331,50 @@ describe("CommandHandler", () => {
       )
       assert.strictEqual(byCall.written, 1)
     })
+  )
+
+  it.effect("a command re-sent behind a snapshot succeeds with written 0, however the state decides now", () =>
+    Effect.gen(function* () {
+      // The account with a state schema, snapshotted after every event (saved in the command's own fiber).
+      const Snapshotted = Aggregate.make({
+        ...Account,
+        events: Event,
+        state: Schema.Struct({ balance: Schema.Int, closed: Schema.Boolean })
+      })
+      const run = (command: Command, options?: CommandHandler.HandleOptions) =>
+        CommandHandler.handle(Snapshotted, "1", command, options)
+      const withdraw = (amount: number): Command => ({ _tag: "Withdraw", amount })
+      yield* run(deposit(10))
+      yield* run(withdraw(5), { commandId: "withdraw-1" })
+      yield* run(withdraw(4))
+      assert.strictEqual((yield* AggregateLoader.load(Snapshotted, "1")).snapshotVersion, 3)
+      // The balance is 1 now: deciding withdraw(5) again would refuse it.
+      const again = yield* run(withdraw(5), { commandId: "withdraw-1" })
+      const unchanged = {
+        stream: "account-1",
+        events: [],
+        state: { balance: 1, closed: false },
+        version: 3,
+        written: 0
+      }
+      assert.deepStrictEqual(again, unchanged)
+      const tenAtOnce = yield* Effect.forEach(
+        Array.from({ length: 10 }, () => withdraw(5)),
+        (command) => run(command, { commandId: "withdraw-1" }),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(
+        tenAtOnce,
+        Array.from({ length: 10 }, () => unchanged)
+      )
+      assert.deepStrictEqual(yield* storedEvents, [
+        Deposited.make({ amount: 10 }),
+        Withdrawn.make({ amount: 5 }),
+        Withdrawn.make({ amount: 4 })
+      ])
+    }).pipe(
+      Effect.provideService(SnapshotPolicy.SnapshotPolicy, SnapshotPolicy.everyEvents(1)),
+      Effect.provide(Layer.merge(EventStore.layerMemory, SnapshotStore.layerMemory))
+    )
   )
 })

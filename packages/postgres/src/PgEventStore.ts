@@ -352,6 +352,19 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         Effect.retry({ schedule: reconnect, while: (error) => error.retryMayHelp })
       )
 
+  const locateEvent = (eventId: string) =>
+    EventStore.isEventId(eventId)
+      ? sql<{ stream_id: string; version: number; global_position: bigint }>`
+          SELECT stream_id, version, global_position FROM chronicle_events WHERE event_id = ${eventId}::uuid`.pipe(
+          Effect.map(([row]) =>
+            row === undefined
+              ? Option.none<EventStore.EventLocation>()
+              : Option.some({ stream: row.stream_id, version: row.version, position: row.global_position })
+          ),
+          Effect.mapError(storeError("locateEvent"))
+        )
+      : Effect.succeed(Option.none<EventStore.EventLocation>())
+
   const store: EventStore.Service = {
     append,
     readStream,
@@ -374,7 +387,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
           )
         )
       ),
-    head
+    head,
+    locateEvent
   }
 
   return store

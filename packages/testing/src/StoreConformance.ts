@@ -11,7 +11,7 @@
  */
 import { type Envelope, EventId, EventStore, ExpectedVersion, Storable } from "@chronicle/core"
 import { assert, describe, layer } from "@effect/vitest"
-import { Arbitrary, Deferred, Effect, Fiber, type Layer, type Schema, Stream } from "effect"
+import { Arbitrary, Deferred, Effect, Fiber, type Layer, Option, type Schema, Stream } from "effect"
 import { type BadSeed, badAppend, badSeed, type ValidInput, validInput } from "./internal/appendInputs.ts"
 
 // A category no other test writes to, so that reads filtered by it see this test's events only.
@@ -381,6 +381,21 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
 
       it.effect("Unicode text in stream names, types, data and metadata reads back exactly (fuzz)", () =>
         holds(validInput, 150, roundTrips)
+      )
+    })
+
+    describe("locating events", () => {
+      it.effect("locateEvent finds an event by id in any stream, in any case; none for an unknown or invalid id", () =>
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          const stream = newStream()
+          const events = newEvents(2)
+          const written = yield* append(stream, events, ExpectedVersion.noStream)
+          const found = yield* store.locateEvent(events[1]!.eventId.toUpperCase())
+          assert.deepStrictEqual(found, Option.some({ stream, version: 2, position: written.position }))
+          assert.isTrue(Option.isNone(yield* store.locateEvent(EventId.random())))
+          assert.isTrue(Option.isNone(yield* store.locateEvent("not-a-uuid")))
+        })
       )
     })
 
