@@ -1,6 +1,6 @@
 /**
  * The event store's figures, each beside its raw Postgres limit on the same server: appends (one event to new
- * streams at concurrency 1, 8 and 32; an exact expected version on existing streams; ten events per call) beside a
+ * streams at concurrency 1, 8 and 32; an exact expected version on existing streams; `any` on one shared stream; ten events per call) beside a
  * prepared autocommit INSERT into a plain table; loading a 10,000-event aggregate beside one SELECT of its rows;
  * reading the whole global log beside a keyset SELECT; and the cost of a NOTIFY inside the writing transaction,
  * which is why Chronicle's append does not send one.
@@ -151,6 +151,24 @@ const appends: Bench.Section = {
           figure: "append 1 event with an exact expected version to 100 streams, concurrency 8",
           measure: Bench.eventsPerSecond,
           ...exact,
+          baseline: "INSERT 1 row, concurrency 8"
+        })
+      )
+
+      // Every writer appends to the same stream with `any`: they contend for its next version.
+      const shared = newStream("bench")
+      const contended = yield* Bench.interleave({
+        label: "any to one stream, concurrency 8",
+        measure: Bench.eventsPerSecond,
+        reps,
+        ours: Bench.throughput(8, seconds, () => Effect.as(store.append(shared, events(1), ExpectedVersion.any), 1)),
+        raw: Bench.throughput(8, seconds, () => rawOne)
+      })
+      rows.push(
+        Bench.row({
+          figure: "append 1 event with any to one shared stream, concurrency 8",
+          measure: Bench.eventsPerSecond,
+          ...contended,
           baseline: "INSERT 1 row, concurrency 8"
         })
       )

@@ -13,7 +13,7 @@
  */
 import { Data, Effect, FiberSet, Option, Result, type Schema, Stream } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
-import type { Tagged } from "./Envelope.ts"
+import type { RecordedEvent, Tagged } from "./Envelope.ts"
 import type * as EventCodec from "./EventCodec.ts"
 import { EventStore, type EventStoreError } from "./EventStore.ts"
 import * as SnapshotCodec from "./SnapshotCodec.ts"
@@ -53,6 +53,8 @@ const foldStream = <C, E extends Tagged, S, Err>(
     let version = snapshotVersion
     let anchor = start.snapshot?.eventId.toLowerCase()
     const eventIds = new Set<string>()
+    // The event `evolve` is applying: a throw in it is a bug in the domain, reported as a defect that names it.
+    let folding: RecordedEvent | undefined
     yield* Stream.runForEachArray(store.readStream(stream, { from: Math.max(1, snapshotVersion) }), (page) =>
       Effect.suspend((): Effect.Effect<void, EventCodec.EventDecodeError | SnapshotMismatch> => {
         for (const recorded of page) {
@@ -66,12 +68,25 @@ const foldStream = <C, E extends Tagged, S, Err>(
           }
           const decoded = aggregate.events.decode(recorded)
           if (Result.isFailure(decoded)) return Effect.fail(decoded.failure)
+          folding = recorded
           state = aggregate.decider.evolve(state, decoded.success)
+          folding = undefined
           version = recorded.version
           eventIds.add(recorded.eventId)
         }
         return Effect.void
       })
+    ).pipe(
+      Effect.catchDefect((defect) =>
+        Effect.die(
+          folding === undefined
+            ? defect
+            : new Error(
+                `${aggregate.category}: evolve at ${stream}@${folding.version}, event ${folding.type} ${folding.eventId}, threw: ${defect instanceof Error ? defect.message : String(defect)}`,
+                { cause: defect }
+              )
+        )
+      )
     )
     if (anchor !== undefined) return yield* new SnapshotMismatch({ found: "a stream that ends before it" })
     return { stream, state, version, eventIds, snapshotVersion }

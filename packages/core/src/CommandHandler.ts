@@ -1,25 +1,30 @@
 /**
  * Command handling: load an aggregate, `decide`, and append the decided events with the loaded version as the
  * expected version. A concurrent writer makes the append fail with `ConcurrencyError`; the handler then loads and
- * decides again, a bounded number of times. A command may carry an id. Its events then get ids derived from it, so
+ * decides again, after a jittered exponential backoff (the shared `Backoff` schedule), a bounded number of times
+ * (`RetryPolicy`, per layer; `maxRetries` and `backoff`, per call). A command that does not fit the aggregate's
+ * command schema fails with `InvalidCommand` before anything is loaded. A command may carry an id. Its events then get ids derived from it, so
  * sending the same command twice writes its events once.
  *
  * Loading and snapshots live in `AggregateLoader`. After a command wrote events, the handler passes the state it
  * reached to `AggregateLoader.saveIfDue`.
  *
- * **Gotchas**: with snapshots, a command id is recognised among the events after the snapshot. A repeat of an older
- * command is still written once, because the store treats the same event ids as a repeat. But it is decided again
- * first, so a state that now refuses it refuses the repeat.
+ * A re-sent command (same command id) is recognised wherever its events are: in the events loaded, or, when loading
+ * started from a snapshot, by one lookup of its first event id (`EventStore.locateEvent`). It succeeds with
+ * `written: 0` and the stream's current state and version, with or without snapshots, however the state would decide
+ * it now.
  */
-import { Effect, Result, Schedule, Schema } from "effect"
+import { Context, Effect, Formatter, Layer, Option, Result, Schema, SchemaIssue } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import * as AggregateLoader from "./AggregateLoader.ts"
+import * as Backoff from "./Backoff.ts"
 import * as Decider from "./Decider.ts"
 import type { Metadata, Tagged } from "./Envelope.ts"
 import * as EventCodec from "./EventCodec.ts"
 import * as EventId from "./EventId.ts"
 import { type AppendError, ConcurrencyError, EventStore } from "./EventStore.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
+import * as StreamName from "./StreamName.ts"
 
 /** The stream is in a terminal state (the decider's `isTerminal`) and accepts no more commands. */
 export class StreamClosed extends Schema.TaggedError<StreamClosed>()("StreamClosed", {
@@ -31,15 +36,98 @@ export class StreamClosed extends Schema.TaggedError<StreamClosed>()("StreamClos
   }
 }
 
+/**
+ * The command does not satisfy the aggregate's command schema: it reached no decision and wrote nothing. `path` is
+ * where the first problem is (`""` for the command itself), `issue` what it is.
+ */
+export class InvalidCommand extends Schema.TaggedError<InvalidCommand>()("InvalidCommand", {
+  aggregate: Schema.String,
+  stream: Schema.String,
+  path: Schema.String,
+  issue: Schema.String
+}) {
+  override get message() {
+    return `invalid command for ${this.stream}${this.path === "" ? "" : ` at ${this.path}`}: ${this.issue}`
+  }
+}
+
+const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** `items[0].sku` for the path `["items", 0, "sku"]`. */
+const showPath = (path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }>) =>
+  path
+    .map((segment, index) => {
+      const key = typeof segment === "object" ? segment.key : segment
+      return typeof key === "number" ? `[${key}]` : `${index === 0 ? "" : "."}${String(key)}`
+    })
+    .join("")
+
+/** Decodes `command` with the aggregate's command schema, or says where and why it does not fit. */
+const decodeCommand = <C, E extends Tagged, S, Err>(
+  aggregate: Aggregate.Aggregate<C, E, S, Err>,
+  stream: string,
+  command: unknown
+): Effect.Effect<C, InvalidCommand> => {
+  const decoded = Schema.decodeUnknownResult(aggregate.commands)(command)
+  if (Result.isSuccess(decoded)) return Effect.succeed(decoded.success)
+  const [first] = formatIssue(decoded.failure.issue).issues
+  return Effect.fail(
+    new InvalidCommand({
+      aggregate: aggregate.category,
+      stream,
+      path: showPath(first?.path ?? []),
+      issue: first?.message ?? decoded.failure.message
+    })
+  )
+}
+
+/**
+ * Runs domain code (`decide`, `evolve`): a throw in it is a bug, so it stays a defect, with a message that names the
+ * aggregate, the stream, the version and the command or event it was given.
+ */
+const domainCode = <A>(where: string, run: () => A): Effect.Effect<A> =>
+  Effect.sync(run).pipe(
+    Effect.catchDefect((defect) =>
+      Effect.die(
+        new Error(`${where} threw: ${defect instanceof Error ? defect.message : Formatter.format(defect)}`, {
+          cause: defect
+        })
+      )
+    )
+  )
+
 /** Options of one command. */
 export interface HandleOptions {
   /** The command's id: its events get ids derived from it, so a re-sent command writes nothing new. */
   readonly commandId?: string
   /** Metadata stored with every event the command produces (correlation id...). */
   readonly metadata?: Metadata
-  /** How many times to reload and decide again after a `ConcurrencyError`; 3 unless set. */
+  /** How many times to reload and decide again after a `ConcurrencyError`; the `RetryPolicy` in context unless set. */
   readonly maxRetries?: number
+  /** The backoff between those attempts; the `RetryPolicy` in context unless set. */
+  readonly backoff?: Backoff.Options
 }
+
+/** How commands retry after a `ConcurrencyError`: how many times, and the jittered backoff between attempts. */
+export interface Retry {
+  readonly maxRetries: number
+  readonly backoff: Backoff.Options
+}
+
+/**
+ * The default retry: 50 times, waiting from 5 ms, doubling, up to 250 ms, jittered. A command only loses a race when
+ * another command of the aggregate wins one, so with n concurrent commands each needs at most n - 1 retries: 32 at
+ * once all succeed. The backoff spreads them out so that fewer attempts are wasted.
+ */
+export const defaultRetry: Retry = { maxRetries: 50, backoff: { min: "5 millis", max: "250 millis" } }
+
+/** The retry of every command that does not set its own; `defaultRetry` unless a layer provides another. */
+export class RetryPolicy extends Context.Reference<Retry>("@chronicle/core/CommandHandler/RetryPolicy", {
+  defaultValue: () => defaultRetry
+}) {}
+
+/** Provides `retry` as the retry of every command handled under it. */
+export const layerRetry = (retry: Retry): Layer.Layer<never> => Layer.succeed(RetryPolicy, retry)
 
 /** What handling a command did. */
 export interface Handled<Event, State> {
@@ -57,12 +145,16 @@ export interface Handled<Event, State> {
 /** Every way handling a command can fail: the domain's refusal, a closed stream, or the store's errors. */
 export type HandleError<Err> =
   | Err
+  | InvalidCommand
   | StreamClosed
   | AggregateLoader.LoadError
   | AppendError
   | EventCodec.EventEncodeError
 
-/** Handles one command for aggregate `id`: load, decide, append; retried on a concurrent write. */
+/**
+ * Handles one command for aggregate `id`: decode it with the aggregate's command schema, load, decide, append;
+ * retried on a concurrent write.
+ */
 export const handle = <C, E extends Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   id: string,
@@ -70,47 +162,66 @@ export const handle = <C, E extends Tagged, S, Err>(
   options: HandleOptions = {}
 ): Effect.Effect<Handled<E, S>, HandleError<Err>, EventStore> => {
   const { decider } = aggregate
-  const attempt = Effect.gen(function* () {
-    const loaded = yield* AggregateLoader.load(aggregate, id)
-    const { stream, state, version } = loaded
-    const unchanged = { stream, events: [], state, version, written: 0 }
-    if (options.commandId !== undefined && loaded.eventIds.has(EventId.fromCommand(stream, options.commandId, 0))) {
-      return unchanged
-    }
-    if (Decider.isTerminal(decider, state)) return yield* new StreamClosed({ stream, version })
-    const decided = decider.decide(command, state)
-    if (Result.isFailure(decided)) return yield* Effect.fail(decided.failure)
-    const events = decided.success
-    if (events.length === 0) return unchanged
-    const metadata: Metadata =
-      options.commandId === undefined || options.metadata?.causationId !== undefined
-        ? (options.metadata ?? {})
-        : { ...options.metadata, causationId: options.commandId }
-    const data = yield* EventCodec.encodeAll(aggregate.events, events, {
-      stream,
-      commandId: options.commandId,
-      metadata
+  const attempt = (command: C) =>
+    Effect.gen(function* () {
+      const loaded = yield* AggregateLoader.load(aggregate, id)
+      const { stream, state, version } = loaded
+      const unchanged = { stream, events: [], state, version, written: 0 }
+      if (options.commandId !== undefined) {
+        // A re-sent command: its first event is in the loaded tail or, when loading started from a snapshot, perhaps
+        // behind it, where one lookup by id finds it. Either way the reply is the one without snapshots.
+        const first = EventId.fromCommand(stream, options.commandId, 0)
+        if (loaded.eventIds.has(first)) return unchanged
+        if (loaded.snapshotVersion > 0) {
+          const found = yield* (yield* EventStore).locateEvent(first)
+          if (Option.isSome(found) && found.value.stream === stream) return unchanged
+        }
+      }
+      if (Decider.isTerminal(decider, state)) return yield* new StreamClosed({ stream, version })
+      const decided = yield* domainCode(
+        `${aggregate.category}: decide at ${stream}@${version}, command ${Formatter.format(command)}`,
+        () => decider.decide(command, state)
+      )
+      if (Result.isFailure(decided)) return yield* Effect.fail(decided.failure)
+      const events = decided.success
+      if (events.length === 0) return unchanged
+      const metadata: Metadata =
+        options.commandId === undefined || options.metadata?.causationId !== undefined
+          ? (options.metadata ?? {})
+          : { ...options.metadata, causationId: options.commandId }
+      const data = yield* EventCodec.encodeAll(aggregate.events, events, {
+        stream,
+        commandId: options.commandId,
+        metadata
+      })
+      const result = yield* (yield* EventStore).append(stream, data, ExpectedVersion.exact(version))
+      // A repeat the store recognised. Stored before this load (behind a snapshot), its events are in the loaded state;
+      // stored since (the same command sent twice at once), they are not, so the stream is loaded again to report it.
+      if (result.written === 0) {
+        if (result.version <= version) return unchanged
+        const reloaded = yield* AggregateLoader.load(aggregate, id)
+        return { ...unchanged, state: reloaded.state, version: reloaded.version }
+      }
+      const after = yield* domainCode(
+        `${aggregate.category}: evolve at ${stream}@${version}, events ${Formatter.format(events)}`,
+        () => Decider.fold(decider, events, state)
+      )
+      yield* AggregateLoader.saveIfDue(aggregate, loaded, {
+        state: after,
+        version: result.version,
+        eventId: data.at(-1)!.eventId
+      })
+      return { stream, events, state: after, version: result.version, written: result.written }
     })
-    const result = yield* (yield* EventStore).append(stream, data, ExpectedVersion.exact(version))
-    // A repeat the store recognised. Stored before this load (behind a snapshot), its events are in the loaded state;
-    // stored since (the same command sent twice at once), they are not, so the stream is loaded again to report it.
-    if (result.written === 0) {
-      if (result.version <= version) return unchanged
-      const reloaded = yield* AggregateLoader.load(aggregate, id)
-      return { ...unchanged, state: reloaded.state, version: reloaded.version }
-    }
-    const after = Decider.fold(decider, events, state)
-    yield* AggregateLoader.saveIfDue(aggregate, loaded, {
-      state: after,
-      version: result.version,
-      eventId: data.at(-1)!.eventId
-    })
-    return { stream, events, state: after, version: result.version, written: result.written }
-  })
-  return attempt.pipe(
-    Effect.retry({
-      schedule: Schedule.recurs(options.maxRetries ?? 3),
-      while: (error) => error instanceof ConcurrencyError
-    })
+  return Effect.flatMap(decodeCommand(aggregate, StreamName.make(aggregate.category, id), command), (decoded) =>
+    Effect.flatMap(RetryPolicy, (policy) =>
+      attempt(decoded).pipe(
+        Effect.retry({
+          schedule: Backoff.schedule(options.backoff ?? policy.backoff),
+          times: options.maxRetries ?? policy.maxRetries,
+          while: (error) => error instanceof ConcurrencyError
+        })
+      )
+    )
   )
 }

@@ -123,7 +123,10 @@ export const makeCipher = (
       onForgotten === "fail"
         ? keys.keysFor(subjects).pipe(
             Effect.catchTags({
-              SubjectForgotten: (error) => Effect.fail(new InvalidAppend({ stream, reason: error.message })),
+              SubjectForgotten: (error) =>
+                Effect.fail(
+                  new InvalidAppend({ stream, reason: { _tag: "SubjectForgotten", subject: error.subject } })
+                ),
               KeyStoreError: (error) => Effect.fail(keyError("keysFor", stream)(error))
             })
           )
@@ -136,22 +139,22 @@ export const makeCipher = (
 
     const encrypt: Cipher["encrypt"] = (stream, events, onForgotten) =>
       Effect.gen(function* () {
-        const invalid = (index: number, event: EventData, reason: string) =>
-          new InvalidAppend({ stream, reason: `event ${index} (${event.type}): ${reason}` })
         const subjects = new Set<string>()
         for (const [index, event] of events.entries()) {
           const declaration = declarations.get(`${event.type}@${event.schemaVersion}`)
           if (declaration === undefined && !free.has(event.type)) {
-            return yield* invalid(
-              index,
-              event,
-              `the shredding layer has no schema for v${event.schemaVersion}: add its aggregate to the layer, or declare the type free of personal data`
-            )
+            return yield* new InvalidAppend({
+              stream,
+              reason: { _tag: "UnregisteredType", index, type: event.type, schemaVersion: event.schemaVersion }
+            })
           }
           if (declaration === undefined || declaration === null) continue
           const subject = PersonalData.subjectOf(declaration, event.data)
           if (subject === undefined) {
-            return yield* invalid(index, event, `personal values need a subject, and ${declaration.subject} is empty`)
+            return yield* new InvalidAppend({
+              stream,
+              reason: { _tag: "NoSubject", index, field: declaration.subject }
+            })
           }
           subjects.add(subject)
         }
@@ -168,11 +171,10 @@ export const makeCipher = (
           const leaked = PersonalData.strings(PersonalData.personalValues(declaration, event.data)).find(
             (value) => value.length >= minLeakLength && row.includes(JSON.stringify(value).slice(1, -1))
           )
-          return leaked === undefined
-            ? Effect.succeed({ ...event, data })
-            : Effect.fail(
-                invalid(index, event, "a personal value also appears in the clear (metadata, stream name or a field)")
-              )
+          if (leaked !== undefined) {
+            return Effect.fail(new InvalidAppend({ stream, reason: { _tag: "PersonalDataInClear", index } }))
+          }
+          return Effect.succeed({ ...event, data })
         })
       })
 

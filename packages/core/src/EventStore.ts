@@ -4,9 +4,10 @@
  * single-process apps; `@chronicle/postgres` provides the durable one. Both pass the same conformance suite.
  */
 import { Context, Effect, Layer, Option, PubSub, Result, Schema, Stream } from "effect"
-import type { EventData, RecordedEvent } from "./Envelope.ts"
+import type { EventData, Metadata, RecordedEvent } from "./Envelope.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
-import { describeCause } from "./internal/describeCause.ts"
+import { describeCause, retryMayHelp } from "./internal/describeCause.ts"
+import { encodeJson, type JsonProblem, textProblem } from "./Storable.ts"
 import * as StreamName from "./StreamName.ts"
 import * as Subscription from "./Subscription.ts"
 
@@ -21,33 +22,135 @@ export class ConcurrencyError extends Schema.TaggedError<ConcurrencyError>()("Co
   }
 }
 
-/** The events offered to `append` cannot be stored as they are; nothing was written. */
-export class InvalidAppend extends Schema.TaggedError<InvalidAppend>()("InvalidAppend", {
-  stream: Schema.String,
-  reason: Schema.String
-}) {
-  override get message() {
-    return `cannot append to ${this.stream}: ${this.reason}`
+/** Why `append` refused its input: one case per kind of bad input, each carrying its facts. */
+export const Reason = Schema.Union([
+  /** The append held no events. */
+  Schema.TaggedStruct("NoEvents", {}),
+  /** An entry of the batch is not an event, or one of its fields (`field`) has the wrong type or range. */
+  Schema.TaggedStruct("BadEvent", { index: Schema.Int, field: Schema.String, detail: Schema.String }),
+  /** An event id is not a UUID. */
+  Schema.TaggedStruct("NotUuid", { index: Schema.Int, eventId: Schema.String }),
+  /** One event id appears twice in the batch. */
+  Schema.TaggedStruct("DuplicateIdInBatch", { eventId: Schema.String, first: Schema.Int, second: Schema.Int }),
+  /** An event id is already stored in another stream. */
+  Schema.TaggedStruct("IdInOtherStream", { eventId: Schema.String, otherStream: Schema.String }),
+  /** Some, but not all, of the batch's event ids are already stored in this stream: not a repeat of one append. */
+  Schema.TaggedStruct("PartialRepeat", { stored: Schema.Int, total: Schema.Int }),
+  /** An event (its type, data and metadata as JSON, in UTF-8 bytes) is larger than `maxEventBytes`. */
+  Schema.TaggedStruct("TooLarge", { index: Schema.Int, bytes: Schema.Int, limit: Schema.Int }),
+  /** Data or metadata holds a value JSON cannot (a BigInt, NaN, a cycle, a class instance...) at `path`. */
+  Schema.TaggedStruct("NotJson", { index: Schema.Int, path: Schema.String, detail: Schema.String }),
+  /** A type, or a string in data or metadata (at `path`), holds a NUL or a lone surrogate, which Postgres cannot store. */
+  Schema.TaggedStruct("UnrepresentableText", { index: Schema.Int, path: Schema.String, detail: Schema.String }),
+  /** The expected version is not one `ExpectedVersion` builds (a plain number, `exact(NaN)`, `exact(2 ** 31)`...). */
+  Schema.TaggedStruct("BadExpectedVersion", { expected: Schema.String, detail: Schema.String }),
+  /** The caller's transaction already holds as many events as one transaction can (Postgres: 1,048,576). */
+  Schema.TaggedStruct("TransactionFull", { limit: Schema.Int }),
+  /** Personal data was offered for a subject that has been forgotten (see `CryptoShredding`). */
+  Schema.TaggedStruct("SubjectForgotten", { subject: Schema.String }),
+  /** An event with personal fields has no subject to encrypt them for (see `CryptoShredding`). */
+  Schema.TaggedStruct("NoSubject", { index: Schema.Int, field: Schema.String }),
+  /** A personal value would also be stored in the clear: in metadata, the stream name or another field. */
+  Schema.TaggedStruct("PersonalDataInClear", { index: Schema.Int }),
+  /** The shredding layer has no schema for this type and version, and the type is not declared free of personal data. */
+  Schema.TaggedStruct("UnregisteredType", { index: Schema.Int, type: Schema.String, schemaVersion: Schema.Int })
+])
+export type Reason = typeof Reason.Type
+
+/** A sentence for a reason, as `InvalidAppend`'s message shows it. */
+export const describeReason = (reason: Reason): string => {
+  switch (reason._tag) {
+    case "NoEvents":
+      return "no events to append"
+    case "BadEvent":
+      return `event ${reason.index}: ${reason.field} ${reason.detail}`
+    case "NotUuid":
+      return `event ${reason.index}: event id ${reason.eventId} is not a UUID`
+    case "DuplicateIdInBatch":
+      return `event id ${reason.eventId} appears twice in one append (events ${reason.first} and ${reason.second})`
+    case "IdInOtherStream":
+      return `event id ${reason.eventId} is already stored in ${reason.otherStream}`
+    case "PartialRepeat":
+      return `${reason.stored} of the ${reason.total} event ids are already stored in this stream, not all`
+    case "TooLarge":
+      return `event ${reason.index} is ${reason.bytes} bytes, more than ${reason.limit}`
+    case "NotJson":
+      return `event ${reason.index}: ${reason.path} is not JSON: ${reason.detail}`
+    case "UnrepresentableText":
+      return `event ${reason.index}: ${reason.path} ${reason.detail}`
+    case "BadExpectedVersion":
+      return `expected version ${reason.expected}: ${reason.detail}`
+    case "TransactionFull":
+      return `the transaction already holds ${reason.limit} events, as many as one transaction can`
+    case "SubjectForgotten":
+      return `subject ${reason.subject} was forgotten; its personal data cannot be stored`
+    case "NoSubject":
+      return `event ${reason.index}: personal fields need a subject, and ${reason.field} is empty`
+    case "PersonalDataInClear":
+      return `event ${reason.index}: a personal value also appears in the clear (metadata, stream name or a field)`
+    case "UnregisteredType":
+      return `event ${reason.index}: the shredding layer has no schema for ${reason.type} v${reason.schemaVersion}; add its aggregate to the layer, or declare the type free of personal data`
   }
 }
 
 /**
- * The store could not be reached or failed while working. For an append the outcome is unknown when the failure hit
- * during commit: retry with the same event ids, which is safe because appends are idempotent.
+ * The input offered to `append` cannot be stored as it is; nothing was written, and no retry of the same input can
+ * succeed. `reason` says which rule it broke, with the facts (`catchTag("InvalidAppend")`, then switch on
+ * `reason._tag`).
+ */
+export class InvalidAppend extends Schema.TaggedError<InvalidAppend>()("InvalidAppend", {
+  stream: Schema.String,
+  reason: Reason
+}) {
+  override get message() {
+    return `cannot append to ${this.stream}: ${describeReason(this.reason)}`
+  }
+}
+
+/**
+ * An append whose expectation held kept losing its version to other writers, so the store gave up; nothing was
+ * written and retrying may succeed. The Postgres store serialises such appends on the stream, so this only happens
+ * inside a caller's REPEATABLE READ or SERIALIZABLE transaction, whose snapshot never shows the winners (retry the
+ * transaction), or when exact-version writers keep winning its version (`attempts` times in a row).
+ */
+export class AppendContention extends Schema.TaggedError<AppendContention>()("AppendContention", {
+  stream: Schema.String,
+  attempts: Schema.Int
+}) {
+  override get message() {
+    return `${this.stream}: other writers kept taking the next version for ${this.attempts} attempts; nothing was written, retry`
+  }
+}
+
+/**
+ * The store could not be reached or failed while working: infrastructure trouble, never bad input. `retryMayHelp`
+ * says whether trying again may succeed (a lost connection, a restarting server) or not (a missing table, a refused
+ * permission). For an append the outcome is unknown when the failure hit during commit: retry with the same event
+ * ids, which is safe because appends are idempotent.
  */
 export class EventStoreError extends Schema.TaggedError<EventStoreError>()("EventStoreError", {
   operation: Schema.String,
   stream: Schema.optional(Schema.String),
   cause: Schema.Defect()
 }) {
+  /** Whether trying again may succeed: false when the server's answer shows waiting cannot help. */
+  get retryMayHelp(): boolean {
+    return retryMayHelp(this.cause)
+  }
   override get message() {
     const detail = describeCause(this.cause)
-    return `${this.operation}${this.stream === undefined ? "" : ` on ${this.stream}`} failed: ${detail}`
+    const advice = this.retryMayHelp ? "a retry may help" : "retrying cannot help"
+    return `${this.operation}${this.stream === undefined ? "" : ` on ${this.stream}`} failed (${advice}): ${detail}`
   }
 }
 
 /** Every way an append can fail. */
-export type AppendError = ConcurrencyError | InvalidAppend | StreamName.InvalidStreamName | EventStoreError
+export type AppendError =
+  | ConcurrencyError
+  | AppendContention
+  | InvalidAppend
+  | StreamName.InvalidStreamName
+  | EventStoreError
 
 /** What an append wrote: the stream's version and the global position of its last event afterwards. */
 export interface AppendResult {
@@ -104,12 +207,29 @@ export interface Service {
   readonly subscribe: (options?: ReadAllOptions) => Stream.Stream<RecordedEvent, EventStoreError>
   /** The position of the last event readers can see now; 0n for an empty log. */
   readonly head: Effect.Effect<bigint, EventStoreError>
+  /**
+   * Where the event stored under `eventId` is, in whichever stream holds it: one index lookup. None when no stream
+   * holds it (or `eventId` is not a UUID). The command handler uses it to recognise a re-sent command.
+   */
+  readonly locateEvent: (eventId: string) => Effect.Effect<Option.Option<EventLocation>, EventStoreError>
 }
+
+/** Where a stored event is: its stream, its version there, and its global position. */
+export interface EventLocation {
+  readonly stream: string
+  readonly version: number
+  readonly position: bigint
+}
+
+/** Whether `eventId` is a UUID, as every stored event id is. */
+export const isEventId = (eventId: unknown): eventId is string => typeof eventId === "string" && uuid.test(eventId)
 
 /** The event store service. */
 export class EventStore extends Context.Service<EventStore, Service>()("@chronicle/core/EventStore") {}
 
-/** The largest JSON encoding of one event's data a store accepts, in bytes. */
+/**
+ * The largest event a store accepts, in UTF-8 bytes: its type plus the JSON encodings of its data and its metadata.
+ */
 export const maxEventBytes = 1_048_576
 
 /** An event checked for appending, with its data and metadata already encoded as JSON text. */
@@ -119,41 +239,110 @@ export interface PreparedEvent {
   readonly metadataJson: string
 }
 
+/** An append checked before any store touches it: its events, ready to write, and its valid expectation. */
+export interface PreparedAppend {
+  readonly events: ReadonlyArray<PreparedEvent>
+  readonly expected: ExpectedVersion.ExpectedVersion
+}
+
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
+const describeValue = (value: unknown): string =>
+  typeof value === "string"
+    ? JSON.stringify(value)
+    : typeof value === "number" || typeof value === "boolean" || value === null || value === undefined
+      ? String(value)
+      : `a ${typeof value}`
+
+const notStorable = (index: number, { kind, path, detail }: JsonProblem): Reason => ({
+  _tag: kind,
+  index,
+  path,
+  detail
+})
+
 /**
- * Checks an append before any store touches it: a valid stream name, at least one event, UUID event ids without
- * repeats, non-empty types, positive schema versions and data within `maxEventBytes`. Every store runs it, so bad
- * input fails the same way everywhere and nothing is half-written.
+ * Checks an append before any store touches it, and encodes its events: a valid stream name and expectation, at
+ * least one event, UUID event ids without repeats, types of storable text, schema versions from 1 to
+ * `ExpectedVersion.maxVersion`, data and metadata that are storable JSON (finite numbers, text without NUL or lone
+ * surrogates), and events within `maxEventBytes`. A missing metadata is stored as `{}`. Every store runs it, so bad
+ * input fails the same way everywhere, before any I/O, and nothing is half-written. It never throws, whatever a
+ * JavaScript caller passes.
  */
 export const prepareAppend = (
   stream: string,
-  events: ReadonlyArray<EventData>
-): Result.Result<ReadonlyArray<PreparedEvent>, InvalidAppend | StreamName.InvalidStreamName> => {
+  events: ReadonlyArray<EventData>,
+  expected: ExpectedVersion.ExpectedVersion
+): Result.Result<PreparedAppend, InvalidAppend | StreamName.InvalidStreamName> => {
   const name = StreamName.validate(stream)
   if (Result.isFailure(name)) return Result.fail(name.failure)
-  const fail = (reason: string) => Result.fail(new InvalidAppend({ stream, reason }))
-  if (events.length === 0) return fail("no events to append")
-  const seen = new Set<string>()
-  const prepared: Array<PreparedEvent> = []
-  for (const [index, event] of events.entries()) {
-    const at = `event ${index} (${event.type})`
-    if (!uuid.test(event.eventId)) return fail(`${at}: event id ${JSON.stringify(event.eventId)} is not a UUID`)
-    const eventId = event.eventId.toLowerCase()
-    if (seen.has(eventId)) return fail(`${at}: event id ${eventId} appears twice in one append`)
-    seen.add(eventId)
-    if (event.type.length === 0) return fail(`${at}: empty event type`)
-    if (!Number.isInteger(event.schemaVersion) || event.schemaVersion < 1) {
-      return fail(`${at}: schema version ${event.schemaVersion} is not a positive integer`)
-    }
-    const dataJson = JSON.stringify(event.data)
-    if (dataJson === undefined) return fail(`${at}: data is not JSON`)
-    if (Buffer.byteLength(dataJson) > maxEventBytes) {
-      return fail(`${at}: data is ${Buffer.byteLength(dataJson)} bytes, more than ${maxEventBytes}`)
-    }
-    prepared.push({ event: { ...event, eventId }, dataJson, metadataJson: JSON.stringify(event.metadata) })
+  const fail = (reason: Reason) => Result.fail(new InvalidAppend({ stream, reason }))
+  const expectation = ExpectedVersion.validate(expected)
+  if (Result.isFailure(expectation)) {
+    return fail({
+      _tag: "BadExpectedVersion",
+      expected: ExpectedVersion.describeUnknown(expected),
+      detail: expectation.failure
+    })
   }
-  return Result.succeed(prepared)
+  if (!Array.isArray(events)) {
+    return fail({
+      _tag: "BadEvent",
+      index: 0,
+      field: "events",
+      detail: `must be an array, not ${describeValue(events)}`
+    })
+  }
+  if (events.length === 0) return fail({ _tag: "NoEvents" })
+  const seen = new Map<string, number>()
+  const prepared: Array<PreparedEvent> = []
+  for (let index = 0; index < events.length; index++) {
+    const event: unknown = events[index]
+    const bad = (field: string, detail: string) => fail({ _tag: "BadEvent", index, field, detail })
+    if (typeof event !== "object" || event === null)
+      return bad("event", `must be an object, not ${describeValue(event)}`)
+    const { eventId, type, schemaVersion, data, metadata = {} } = event as Partial<EventData>
+    if (!isEventId(eventId)) {
+      return fail({ _tag: "NotUuid", index, eventId: describeValue(eventId) })
+    }
+    const id = eventId.toLowerCase()
+    const first = seen.get(id)
+    if (first !== undefined) return fail({ _tag: "DuplicateIdInBatch", eventId: id, first, second: index })
+    seen.set(id, index)
+    if (typeof type !== "string" || type.length === 0) {
+      return bad("type", `must be a non-empty string, not ${describeValue(type)}`)
+    }
+    const typeProblem = textProblem(type)
+    if (typeProblem !== undefined)
+      return fail({ _tag: "UnrepresentableText", index, path: "type", detail: typeProblem })
+    if (
+      typeof schemaVersion !== "number" ||
+      !Number.isInteger(schemaVersion) ||
+      schemaVersion < 1 ||
+      schemaVersion > ExpectedVersion.maxVersion
+    ) {
+      return bad(
+        "schemaVersion",
+        `must be an integer from 1 to ${ExpectedVersion.maxVersion}, not ${describeValue(schemaVersion)}`
+      )
+    }
+    if (typeof metadata !== "object" || metadata === null || Array.isArray(metadata)) {
+      return bad("metadata", `must be a JSON object, not ${describeValue(metadata)}`)
+    }
+    const dataJson = encodeJson(data, "data")
+    if (Result.isFailure(dataJson)) return fail(notStorable(index, dataJson.failure))
+    const metadataJson = encodeJson(metadata, "metadata")
+    if (Result.isFailure(metadataJson)) return fail(notStorable(index, metadataJson.failure))
+    const bytes =
+      Buffer.byteLength(type) + Buffer.byteLength(dataJson.success) + Buffer.byteLength(metadataJson.success)
+    if (bytes > maxEventBytes) return fail({ _tag: "TooLarge", index, bytes, limit: maxEventBytes })
+    prepared.push({
+      event: { eventId: id, type, schemaVersion, data: data as Schema.Json, metadata: metadata as Metadata },
+      dataJson: dataJson.success,
+      metadataJson: metadataJson.success
+    })
+  }
+  return Result.succeed({ events: prepared, expected: expectation.success })
 }
 
 /**
@@ -171,15 +360,15 @@ export const resolveRepeatedAppend = (
   const elsewhere = stored.find((event) => event.stream !== stream)
   if (elsewhere !== undefined) {
     return Result.fail(
-      new InvalidAppend({ stream, reason: `event id ${elsewhere.eventId} is already stored in ${elsewhere.stream}` })
+      new InvalidAppend({
+        stream,
+        reason: { _tag: "IdInOtherStream", eventId: elsewhere.eventId, otherStream: elsewhere.stream }
+      })
     )
   }
   if (stored.length < prepared.length) {
     return Result.fail(
-      new InvalidAppend({
-        stream,
-        reason: `${stored.length} of the ${prepared.length} event ids are already stored in this stream, not all`
-      })
+      new InvalidAppend({ stream, reason: { _tag: "PartialRepeat", stored: stored.length, total: prepared.length } })
     )
   }
   const last = stored.reduce((a, b) => (b.version > a.version ? b : a))
@@ -207,19 +396,24 @@ export const makeMemory: Effect.Effect<Service> = Effect.gen(function* () {
 
   const append = (stream: string, events: ReadonlyArray<EventData>, expected: ExpectedVersion.ExpectedVersion) =>
     Effect.suspend((): Effect.Effect<AppendResult, AppendError> => {
-      const prepared = prepareAppend(stream, events)
-      if (Result.isFailure(prepared)) return Effect.fail(prepared.failure)
-      const stored = prepared.success.flatMap(({ event }) => byId.get(event.eventId) ?? [])
-      const repeated = resolveRepeatedAppend(stream, prepared.success, stored)
+      const checked = prepareAppend(stream, events, expected)
+      if (Result.isFailure(checked)) return Effect.fail(checked.failure)
+      const prepared = checked.success.events
+      const stored = prepared.flatMap(({ event }) => byId.get(event.eventId) ?? [])
+      const repeated = resolveRepeatedAppend(stream, prepared, stored)
       if (repeated !== undefined) return Effect.fromResult(repeated)
       const history = streams.get(stream) ?? []
-      if (!ExpectedVersion.isSatisfiedBy(expected, history.length)) {
+      if (!ExpectedVersion.isSatisfiedBy(checked.success.expected, history.length)) {
         return Effect.fail(
-          new ConcurrencyError({ stream, expected: ExpectedVersion.describe(expected), actual: history.length })
+          new ConcurrencyError({
+            stream,
+            expected: ExpectedVersion.describe(checked.success.expected),
+            actual: history.length
+          })
         )
       }
       const recordedAt = new Date()
-      for (const { event, dataJson, metadataJson } of prepared.success) {
+      for (const { event, dataJson, metadataJson } of prepared) {
         const recorded: RecordedEvent = {
           ...event,
           data: JSON.parse(dataJson),
@@ -239,7 +433,7 @@ export const makeMemory: Effect.Effect<Service> = Effect.gen(function* () {
         stream,
         version: last.version,
         position: last.position,
-        written: prepared.success.length
+        written: prepared.length
       })
     })
 
@@ -282,7 +476,14 @@ export const makeMemory: Effect.Effect<Service> = Effect.gen(function* () {
         wakeups: Stream.fromPubSub(appended),
         pollInterval: "1 second"
       }),
-    head: Effect.sync(() => BigInt(log.length))
+    head: Effect.sync(() => BigInt(log.length)),
+    locateEvent: (eventId) =>
+      Effect.sync(() => {
+        const found = isEventId(eventId) ? byId.get(eventId.toLowerCase()) : undefined
+        return found === undefined
+          ? Option.none()
+          : Option.some({ stream: found.stream, version: found.version, position: found.position })
+      })
   }
 })
 

@@ -3,6 +3,7 @@
  * first `-`; it names the aggregate type and is what projections and the outbox filter on.
  */
 import { Result, Schema } from "effect"
+import { textProblem } from "./Storable.ts"
 
 /** The longest stream name a store accepts. */
 export const maxLength = 200
@@ -29,14 +30,22 @@ export const category = (stream: string): string => {
 /** The id part of a stream name: everything after the first `-`. */
 export const id = (stream: string): string => stream.slice(stream.indexOf("-") + 1)
 
-/** Checks that `stream` is a usable stream name: `<category>-<id>`, both parts non-empty, at most `maxLength` long. */
+/**
+ * Checks that `stream` is a usable stream name: a string `<category>-<id>`, both parts non-empty, at most `maxLength`
+ * UTF-16 code units long, and text Postgres can store (no NUL, no lone surrogate, which would turn into U+FFFD and
+ * make two names one stream). Never throws, whatever a JavaScript caller passes.
+ */
 export const validate = (stream: string): Result.Result<string, InvalidStreamName> => {
+  if (typeof stream !== "string") {
+    return Result.fail(new InvalidStreamName({ stream: `a ${typeof stream}`, reason: "a stream name is a string" }))
+  }
   const fail = (reason: string) => Result.fail(new InvalidStreamName({ stream, reason }))
   if (stream.length > maxLength) return fail(`longer than ${maxLength} characters`)
   const dash = stream.indexOf("-")
   if (dash <= 0) return fail("expected <category>-<id> with a non-empty category")
   if (dash === stream.length - 1) return fail("expected <category>-<id> with a non-empty id")
   if (/\s/.test(stream.slice(0, dash))) return fail("the category contains white space")
-  if (stream.includes("\u0000")) return fail("contains a NUL character")
+  const problem = textProblem(stream)
+  if (problem !== undefined) return fail(problem)
   return Result.succeed(stream)
 }

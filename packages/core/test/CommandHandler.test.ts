@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Result, Schema, Stream } from "effect"
+import { Cause, Effect, Exit, Layer, Result, Schema, Stream } from "effect"
 import * as Aggregate from "../src/Aggregate.ts"
 import * as AggregateLoader from "../src/AggregateLoader.ts"
 import * as CommandHandler from "../src/CommandHandler.ts"
@@ -7,6 +7,8 @@ import * as Decider from "../src/Decider.ts"
 import * as EventId from "../src/EventId.ts"
 import * as EventStore from "../src/EventStore.ts"
 import * as ExpectedVersion from "../src/ExpectedVersion.ts"
+import * as SnapshotPolicy from "../src/SnapshotPolicy.ts"
+import * as SnapshotStore from "../src/SnapshotStore.ts"
 import * as StreamName from "../src/StreamName.ts"
 
 // A bank account: deposits, withdrawals within the balance, and closing, which pays out what is left.
@@ -125,7 +127,7 @@ describe("CommandHandler", () => {
       }).pipe(Effect.provide(EventStore.layerMemory))
   )
 
-  it.effect("after a concurrent write it reloads and decides again on the new state", () =>
+  it.live("after a concurrent write it reloads and decides again on the new state", () =>
     Effect.gen(function* () {
       const { store, counts } = yield* contested
       yield* Effect.gen(function* () {
@@ -147,7 +149,7 @@ describe("CommandHandler", () => {
     })
   )
 
-  it.effect("gives up with the ConcurrencyError after maxRetries, having written nothing of its own", () =>
+  it.live("gives up with the ConcurrencyError after maxRetries, having written nothing of its own", () =>
     Effect.gen(function* () {
       const { store, counts } = yield* contested
       counts.rivals = 100
@@ -164,7 +166,7 @@ describe("CommandHandler", () => {
     })
   )
 
-  it.effect("concurrent handlers of one aggregate all get through, each on the state the others left", () =>
+  it.live("32 concurrent handlers of one aggregate all get through with the default retry, versions 1..32", () =>
     Effect.gen(function* () {
       const inner = yield* EventStore.makeMemory
       let conflicts = 0
@@ -176,16 +178,22 @@ describe("CommandHandler", () => {
             Effect.tapError((error) => Effect.sync(() => error._tag === "ConcurrencyError" && conflicts++))
           )
       })
+      // 32 at once with the default retry: every one succeeds.
       yield* Effect.forEach(
-        Array.from({ length: 20 }, (_, i) => i + 1),
-        (n) => handle(deposit(n), { maxRetries: 50 }),
+        Array.from({ length: 32 }, (_, i) => i + 1),
+        (n) => handle(deposit(n)),
         {
           concurrency: "unbounded",
           discard: true
         }
       ).pipe(Effect.provideService(EventStore.EventStore, store))
       const loaded = yield* AggregateLoader.load(Account, "1").pipe(Effect.provideService(EventStore.EventStore, inner))
-      assert.deepStrictEqual([loaded.state.balance, loaded.version], [210, 20])
+      assert.deepStrictEqual([loaded.state.balance, loaded.version], [528, 32])
+      const versions = (yield* Stream.runCollect(inner.readStream("account-1"))).map((event) => event.version)
+      assert.deepStrictEqual(
+        versions,
+        Array.from({ length: 32 }, (_, i) => i + 1)
+      )
       assert.isAbove(conflicts, 0, "the handlers never raced, so no retry was exercised")
     })
   )
@@ -260,5 +268,113 @@ describe("CommandHandler", () => {
       const error = yield* Effect.flip(handle(deposit(1)))
       assert.deepStrictEqual([error._tag, (error as { readonly version?: number }).version], ["EventDecodeError", 1])
     }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+
+  it.effect(
+    "a command that does not fit the command schema is InvalidCommand with the issue's path, and writes nothing",
+    () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(handle({ _tag: "Deposit", amount: "ten" } as unknown as Command))
+        assert.deepStrictEqual(
+          error._tag === "InvalidCommand" ? [error._tag, error.aggregate, error.stream, error.path] : [error._tag],
+          ["InvalidCommand", "account", "account-1", "amount"]
+        )
+        const unknownTag = yield* Effect.flip(handle({ _tag: "Borrow", amount: 1 } as unknown as Command))
+        assert.strictEqual(unknownTag._tag, "InvalidCommand")
+        assert.deepStrictEqual(yield* stored, [])
+      }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+
+  it.effect("a throwing decide or evolve is a defect naming the aggregate, stream, version and command or event", () =>
+    Effect.gen(function* () {
+      const throwing = (where: "decide" | "evolve") =>
+        Aggregate.make({
+          ...Account,
+          events: Event,
+          decider: {
+            ...Account.decider,
+            decide: (command: Command, state: State) => {
+              if (where === "decide") throw new Error("boom in decide")
+              return Account.decider.decide(command, state)
+            },
+            evolve: (state: State, event: Event) => {
+              if (where === "evolve" && state.balance > 0) throw new Error("boom in evolve")
+              return Account.decider.evolve(state, event)
+            }
+          }
+        })
+      const defectOf = (exit: Exit.Exit<unknown, unknown>) =>
+        Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : "succeeded"
+      yield* handle(deposit(10))
+      const decide = defectOf(yield* Effect.exit(CommandHandler.handle(throwing("decide"), "1", deposit(5))))
+      for (const part of ["account", "decide", "account-1@1", "Deposit", "boom in decide"]) assert.include(decide, part)
+      yield* handle(deposit(5))
+      // Loading folds Deposited(10) into a positive balance, then evolve throws on the second event, at version 2.
+      const evolve = defectOf(yield* Effect.exit(CommandHandler.handle(throwing("evolve"), "1", deposit(5))))
+      for (const part of ["account", "evolve", "account-1@2", "Deposited", "boom in evolve"])
+        assert.include(evolve, part)
+    }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+
+  it.live("the retry is configurable per layer, and per call over it", () =>
+    Effect.gen(function* () {
+      const { store, counts } = yield* contested
+      counts.rivals = 10
+      const byLayer = yield* Effect.flip(handle(deposit(1))).pipe(
+        Effect.provideService(EventStore.EventStore, store),
+        Effect.provide(CommandHandler.layerRetry({ maxRetries: 1, backoff: { min: "1 millis", max: "1 millis" } }))
+      )
+      assert.deepStrictEqual([byLayer._tag, counts.appends], ["ConcurrencyError", 2])
+      const byCall = yield* handle(deposit(1), { maxRetries: 20 }).pipe(
+        Effect.provideService(EventStore.EventStore, store),
+        Effect.provide(CommandHandler.layerRetry({ maxRetries: 1, backoff: { min: "1 millis", max: "1 millis" } }))
+      )
+      assert.strictEqual(byCall.written, 1)
+    })
+  )
+
+  it.effect("a command re-sent behind a snapshot succeeds with written 0, however the state decides now", () =>
+    Effect.gen(function* () {
+      // The account with a state schema, snapshotted after every event (saved in the command's own fiber).
+      const Snapshotted = Aggregate.make({
+        ...Account,
+        events: Event,
+        state: Schema.Struct({ balance: Schema.Int, closed: Schema.Boolean })
+      })
+      const run = (command: Command, options?: CommandHandler.HandleOptions) =>
+        CommandHandler.handle(Snapshotted, "1", command, options)
+      const withdraw = (amount: number): Command => ({ _tag: "Withdraw", amount })
+      yield* run(deposit(10))
+      yield* run(withdraw(5), { commandId: "withdraw-1" })
+      yield* run(withdraw(4))
+      assert.strictEqual((yield* AggregateLoader.load(Snapshotted, "1")).snapshotVersion, 3)
+      // The balance is 1 now: deciding withdraw(5) again would refuse it.
+      const again = yield* run(withdraw(5), { commandId: "withdraw-1" })
+      const unchanged = {
+        stream: "account-1",
+        events: [],
+        state: { balance: 1, closed: false },
+        version: 3,
+        written: 0
+      }
+      assert.deepStrictEqual(again, unchanged)
+      const tenAtOnce = yield* Effect.forEach(
+        Array.from({ length: 10 }, () => withdraw(5)),
+        (command) => run(command, { commandId: "withdraw-1" }),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(
+        tenAtOnce,
+        Array.from({ length: 10 }, () => unchanged)
+      )
+      assert.deepStrictEqual(yield* storedEvents, [
+        Deposited.make({ amount: 10 }),
+        Withdrawn.make({ amount: 5 }),
+        Withdrawn.make({ amount: 4 })
+      ])
+    }).pipe(
+      Effect.provideService(SnapshotPolicy.SnapshotPolicy, SnapshotPolicy.everyEvents(1)),
+      Effect.provide(Layer.merge(EventStore.layerMemory, SnapshotStore.layerMemory))
+    )
   )
 })

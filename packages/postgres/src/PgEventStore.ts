@@ -13,13 +13,22 @@
  * **Wake-ups.** Appends do not NOTIFY inside their transaction (that would serialise commits on the notify queue's
  * lock). Subscribers in this process are woken by the appends themselves (after the caller's commit, for appends in
  * a transaction); other processes by a `pg_notify` sent after local appends, at most one per 100 ms; and everyone
- * polls as a fallback.
+ * polls as a fallback. The LISTEN runs on a connection of its own, opened from the `PgClient`'s settings outside its
+ * pool, and only while at least one subscription is open: appends always have the whole pool.
  */
 
-import { Backoff, type Envelope, EventStore, ExpectedVersion, StreamName, Subscription } from "@chronicle/core"
-import { PgClient } from "@effect/sql-pg"
-import { type Duration, Effect, Layer, Option, PubSub, Queue, Stream } from "effect"
-import { SqlClient, SqlError } from "effect/sql"
+import {
+  Backoff,
+  type Envelope,
+  EventStore,
+  ExpectedVersion,
+  Storable,
+  StreamName,
+  Subscription
+} from "@chronicle/core"
+import { PgClient, PgConnection } from "@effect/sql-pg"
+import { type Duration, Effect, Layer, Option, PubSub, Queue, RcRef, Stream } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
 import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
 
 /** How the store behaves; every field has a default. */
@@ -43,8 +52,20 @@ const columns = selectColumns()
 const horizon = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)"
 const transactionSlots = 1_048_576
 
-/** How many times an append whose expectation still holds retries after a concurrent writer took its version. */
-const attempts = 20
+/**
+ * How many times an append whose expectation still holds tries before giving up with `AppendContention`. Retries run
+ * under the stream's append lock, where only exact-version writers (which take no lock) can still win the version,
+ * so reaching this needs that many of them to win in a row, or a caller's REPEATABLE READ transaction whose snapshot
+ * never shows the winner.
+ */
+const attempts = 100
+
+/**
+ * The class of the transaction-scoped advisory locks (`pg_advisory_xact_lock(class, hashtext(stream))`) that
+ * serialise `any` and `streamExists` appends on a stream. The two-key form keeps them apart from the one-key locks
+ * of leases and read models.
+ */
+const appendLockClass = 1_667_787_374
 
 /** The shared capped backoff, for reading again after the database went away. */
 const reconnect = Backoff.schedule()
@@ -66,7 +87,9 @@ interface AppendShape {
  *
  * - Exact and NoStream need no read of the stream's version: the new versions are `$3 + ordinal`, a probe of version
  *   `$3` checks the stream got that far, and the unique `(stream_id, version)` index refuses it if it went further.
- * - Any and StreamExists read the current version (`max(version)`, one backward index step).
+ * - Any and StreamExists read the current version (`max(version)`, one backward index step), and only insert while
+ *   holding the stream's append lock (`pg_try_advisory_xact_lock`): when another append holds it, the statement
+ *   writes nothing and the append waits for the lock instead, so these appends never lose a version to each other.
  * - Positions are `(transaction id << 20) + ordinal`. An append in its own transaction starts at the base; in a
  *   caller's transaction it continues after the events that transaction has already written.
  */
@@ -89,11 +112,10 @@ const appendStatement = ({ expected, single, inTransaction }: AppendShape): stri
       : [])
   ]
   const conditions = [
-    expected === "StreamExists"
-      ? "cur.v > 0"
-      : fromCurrent
-        ? "true"
-        : "($3::int4 = 0 OR EXISTS (SELECT 1 FROM chronicle_events WHERE stream_id = $1 AND version = $3::int4))",
+    ...(expected === "StreamExists" ? ["cur.v > 0"] : []),
+    fromCurrent
+      ? `pg_try_advisory_xact_lock(${appendLockClass}, hashtext($1))`
+      : "($3::int4 = 0 OR EXISTS (SELECT 1 FROM chronicle_events WHERE stream_id = $1 AND version = $3::int4))",
     ...(inTransaction ? [`slot.next + ${single ? "1" : "$9::int4"} <= slot.base + ${transactionSlots}`] : [])
   ]
   const position = inTransaction ? "slot.next + e.ord - 1" : "(pg_current_xact_id()::text::bigint << 20) + e.ord - 1"
@@ -120,24 +142,6 @@ const readAllStatement = (filters: { readonly categories: boolean; readonly type
          ORDER BY global_position LIMIT $2) e
        ORDER BY e.global_position LIMIT $2`
     : `SELECT ${columns} FROM chronicle_events WHERE ${below} ${types} ORDER BY global_position LIMIT $2`
-}
-
-/**
- * SQLSTATE classes that no retry can fix: data exceptions (22), integrity (23), authorization (28), catalog and
- * schema names (3D, 3F), syntax and access rules (42), unsupported features (0A). Anything else (a connection lost,
- * a server shutting down or starting, a deadlock, a timeout, no code at all) may pass.
- */
-const permanentClasses = new Set(["0A", "22", "23", "28", "3D", "3F", "42"])
-
-/** Whether a failure's cause is a database error that retrying cannot fix. */
-const isPermanent = (cause: unknown): boolean => {
-  if (!SqlError.isSqlError(cause)) return false
-  const server: unknown = cause.reason.cause
-  const code =
-    typeof server === "object" && server !== null && "code" in server && typeof server.code === "string"
-      ? server.code
-      : undefined
-  return code !== undefined && permanentClasses.has(code.slice(0, 2))
 }
 
 /** How long the notifier waits after a NOTIFY before sending the next: appends in between share one. */
@@ -168,15 +172,22 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     Stream.runForEach(() => sql.notify(channel, "").pipe(Effect.ignore, Effect.andThen(Effect.sleep(notifyEvery)))),
     Effect.forkScoped
   )
-  yield* Effect.scoped(
-    Effect.flatMap(sql.listen(channel), (queue) =>
-      Effect.forever(Effect.flatMap(Queue.take(queue), () => PubSub.publish(wakeups, undefined)))
+  // The listener holds a connection of its own, outside the app's pool, and only while something subscribes: the
+  // first subscription opens it, the last one to end closes it.
+  const listener = yield* RcRef.make({
+    acquire: Effect.scoped(
+      Effect.flatMap(PgConnection.make(sql.config), (connection) =>
+        Effect.flatMap(connection.listen(channel), (queue) =>
+          Effect.forever(Effect.flatMap(Queue.take(queue), () => PubSub.publish(wakeups, undefined)))
+        )
+      )
+    ).pipe(
+      Effect.tapCause(() => PubSub.publish(wakeups, undefined)),
+      Effect.retry(reconnect),
+      Effect.forkScoped,
+      Effect.asVoid
     )
-  ).pipe(
-    Effect.tapCause(() => PubSub.publish(wakeups, undefined)),
-    Effect.retry(reconnect),
-    Effect.forkScoped
-  )
+  })
 
   /** Wakes this process's subscribers and, through the throttled NOTIFY, other processes'. */
   const wake = Effect.asVoid(Effect.andThen(PubSub.publish(wakeups, undefined), PubSub.publish(appended, undefined)))
@@ -208,13 +219,21 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       return yield* new EventStore.ConcurrencyError({ stream, expected: ExpectedVersion.describe(expected), actual })
     })
 
+  /** How many events the caller's transaction has written so far, in its slot of positions. */
+  const eventsInTransaction = sql<{ used: bigint }>`
+    SELECT coalesce(max(global_position) + 1 - tx.base, 0) AS used
+    FROM (SELECT pg_current_xact_id()::text::bigint << 20 AS base) tx
+    LEFT JOIN chronicle_events ON global_position >= tx.base AND global_position < tx.base + ${transactionSlots}
+    GROUP BY tx.base`.pipe(Effect.map(([row]) => Number(row?.used ?? 0n)))
+
   const append = (
     stream: string,
     events: ReadonlyArray<Envelope.EventData>,
     expected: ExpectedVersion.ExpectedVersion
-  ) =>
+  ): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> =>
     Effect.gen(function* () {
-      const prepared = yield* Effect.fromResult(EventStore.prepareAppend(stream, events))
+      const checked = yield* Effect.fromResult(EventStore.prepareAppend(stream, events, expected))
+      const prepared = checked.events
       // Inside a caller's transaction a unique violation would abort it, and the queries that classify the failure
       // with it: there the insert runs under a savepoint (a nested withTransaction), which the violation rolls back.
       const inTransaction = Option.isSome(yield* Effect.serviceOption(sql.transactionService))
@@ -223,7 +242,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       const params = [
         stream,
         StreamName.category(stream),
-        expected._tag === "Exact" ? expected.version : 0,
+        checked.expected._tag === "Exact" ? checked.expected.version : 0,
         column(({ event }) => event.eventId),
         column(({ event }) => event.type),
         column(({ event }) => event.schemaVersion),
@@ -231,10 +250,16 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         column(({ metadataJson }) => metadataJson),
         ...(inTransaction && !single ? [prepared.length] : [])
       ]
-      const statement = statementFor({ expected: expected._tag, single, inTransaction })
+      const insert = sql.unsafe<{ global_position: bigint; version: number }>(
+        statementFor({ expected: checked.expected._tag, single, inTransaction }),
+        params
+      )
+      // Retries wait for the stream's append lock first, so they stop competing with each other for the version.
+      const lockedInsert = sql.withTransaction(
+        Effect.andThen(sql`SELECT pg_advisory_xact_lock(${appendLockClass}, hashtext(${stream}))`, insert)
+      )
       for (let attempt = 1; attempt <= attempts; attempt++) {
-        const insert = sql.unsafe<{ global_position: bigint; version: number }>(statement, params)
-        const rows = yield* (inTransaction ? sql.withTransaction(insert) : insert).pipe(
+        const rows = yield* (attempt > 1 ? lockedInsert : inTransaction ? sql.withTransaction(insert) : insert).pipe(
           Effect.catchReason("SqlError", "UniqueViolation", () => Effect.succeed([]))
         )
         const last = rows.at(-1)
@@ -244,13 +269,16 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
           return { stream, version: last.version, position: last.global_position, written: rows.length }
         }
         // Nothing was written: a repeat, a wrong expectation, or a concurrent writer that took the version first.
-        const outcome = yield* resolveFailure(stream, prepared, expected)
+        const outcome = yield* resolveFailure(stream, prepared, checked.expected)
         if (Option.isSome(outcome)) return outcome.value
+        if (inTransaction && (yield* eventsInTransaction) + prepared.length > transactionSlots) {
+          return yield* new EventStore.InvalidAppend({
+            stream,
+            reason: { _tag: "TransactionFull", limit: transactionSlots }
+          })
+        }
       }
-      return yield* new EventStore.InvalidAppend({
-        stream,
-        reason: `gave up after ${attempts} attempts: other writers kept taking the next version, or the transaction already holds ${transactionSlots} events`
-      })
+      return yield* new EventStore.AppendContention({ stream, attempts })
     }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError("append", stream)(error))))
 
   const readStream = (stream: string, readOptions: EventStore.ReadStreamOptions = {}) =>
@@ -281,13 +309,15 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const readPage =
     (readOptions: EventStore.ReadAllOptions): Subscription.ReadPage<EventStore.EventStoreError> =>
     (after, limit) => {
-      const categories = readOptions.categories === undefined ? undefined : [...new Set(readOptions.categories)]
+      // A category or type Postgres cannot store matches no event: leave it out rather than send it.
+      const storable = (names: ReadonlyArray<string> | undefined) =>
+        names === undefined ? undefined : [...new Set(names)].filter((name) => Storable.textProblem(name) === undefined)
+      const categories = storable(readOptions.categories)
+      const types = storable(readOptions.types)
+      if (categories?.length === 0 || types?.length === 0) return Effect.succeed([])
       const params: Array<unknown> = [after, limit, ...(categories === undefined ? [] : [categories])]
-      if (readOptions.types !== undefined) params.push(readOptions.types)
-      const statement = readAllStatement({
-        categories: categories !== undefined,
-        types: readOptions.types !== undefined
-      })
+      if (types !== undefined) params.push(types)
+      const statement = readAllStatement({ categories: categories !== undefined, types: types !== undefined })
       return sql.unsafe<EventRow>(statement, params).pipe(
         Effect.map((rows) => rows.map(toRecorded)),
         Effect.mapError(storeError("readAll"))
@@ -319,8 +349,21 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     (after, limit) =>
       read(after, limit).pipe(
         Effect.tapError((error) => Effect.logWarning(`subscription read failed: ${error.message}`)),
-        Effect.retry({ schedule: reconnect, while: (error) => !isPermanent(error.cause) })
+        Effect.retry({ schedule: reconnect, while: (error) => error.retryMayHelp })
       )
+
+  const locateEvent = (eventId: string) =>
+    EventStore.isEventId(eventId)
+      ? sql<{ stream_id: string; version: number; global_position: bigint }>`
+          SELECT stream_id, version, global_position FROM chronicle_events WHERE event_id = ${eventId}::uuid`.pipe(
+          Effect.map(([row]) =>
+            row === undefined
+              ? Option.none<EventStore.EventLocation>()
+              : Option.some({ stream: row.stream_id, version: row.version, position: row.global_position })
+          ),
+          Effect.mapError(storeError("locateEvent"))
+        )
+      : Effect.succeed(Option.none<EventStore.EventLocation>())
 
   const store: EventStore.Service = {
     append,
@@ -333,13 +376,19 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         readOptions.pageSize ?? EventStore.defaultPageSize
       ),
     subscribe: (readOptions = {}) =>
-      Subscription.catchUpThenLive(
-        resilient(readPage(readOptions)),
-        readOptions.after ?? 0n,
-        readOptions.pageSize ?? EventStore.defaultPageSize,
-        { wakeups: Stream.fromPubSub(wakeups), pollInterval }
+      Stream.unwrap(
+        Effect.as(
+          RcRef.get(listener),
+          Subscription.catchUpThenLive(
+            resilient(readPage(readOptions)),
+            readOptions.after ?? 0n,
+            readOptions.pageSize ?? EventStore.defaultPageSize,
+            { wakeups: Stream.fromPubSub(wakeups), pollInterval }
+          )
+        )
       ),
-    head
+    head,
+    locateEvent
   }
 
   return store

@@ -4,7 +4,7 @@ import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { PgTest } from "@chronicle/testing"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Option, Redacted, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Option, Redacted, Schedule, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 
 const StoreLive = PgEventStore.layer().pipe(Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer)))
@@ -32,8 +32,8 @@ layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
       const oversize = yield* store
         .append(stream, [event(), event("Big", { big })], ExpectedVersion.any)
         .pipe(Effect.flip)
-      assert.strictEqual(oversize._tag, "InvalidAppend")
-      assert.include(oversize.message, "event 1 (Big)")
+      assert.deepStrictEqual(oversize._tag === "InvalidAppend" ? oversize.reason._tag : oversize._tag, "TooLarge")
+      assert.include(oversize.message, "event 1 is")
       assert.strictEqual(yield* store.streamVersion(stream), 0)
       assert.strictEqual(yield* store.head, head)
     })
@@ -149,6 +149,48 @@ layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
   )
 })
 
+/** How many sessions of this database are listening (their last statement was a LISTEN). */
+const listeners = SqlClient.SqlClient.use(
+  (sql) => sql<{ n: number }>`
+    SELECT count(*)::int4 AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`
+).pipe(Effect.map(([row]) => row?.n ?? 0))
+
+layer(PgMigrations.layer.pipe(Layer.provideMerge(PgTest.layer({ maxConnections: 1 }))), {
+  excludeTestServices: true
+})("PgEventStore on a pool of one connection", (it) => {
+  it.effect("LISTEN takes its own connection only while something subscribes, and appends keep the whole pool", () =>
+    Effect.gen(function* () {
+      // Polling an hour apart: only a NOTIFY from the other store, heard on the LISTEN connection, delivers in time.
+      const subscriber = yield* PgEventStore.make({ pollInterval: "1 hour" })
+      const writer = yield* PgEventStore.make()
+      assert.strictEqual(yield* listeners, 0)
+      const category = `listen${crypto.randomUUID().slice(0, 8)}`
+      const listening = yield* Deferred.make<void>()
+      const received = yield* subscriber
+        .subscribe({ categories: [category] })
+        .pipe(
+          Stream.onStart(Deferred.succeed(listening, undefined)),
+          Stream.take(1),
+          Stream.runCollect,
+          Effect.timeout("30 seconds"),
+          Effect.forkChild
+        )
+      yield* Deferred.await(listening)
+      // The listener connects in the background: wait until the server shows it.
+      yield* listeners.pipe(Effect.repeat({ until: (n) => n === 1, schedule: Schedule.spaced("20 millis") }))
+      const stream = streamOf(category)
+      yield* writer.append(stream, [event()], ExpectedVersion.noStream).pipe(Effect.timeout("10 seconds"))
+      assert.deepStrictEqual(
+        (yield* Fiber.join(received)).map((e) => e.stream),
+        [stream]
+      )
+      // The subscription ended, so the listener let its connection go.
+      yield* listeners.pipe(Effect.repeat({ until: (n) => n === 0, schedule: Schedule.spaced("20 millis") }))
+    }).pipe(Effect.timeout("60 seconds"))
+  )
+})
+
 describe("PgEventStore when the database restarts", () => {
   it.live("a subscription ends with EventStoreError when waiting cannot help (no events table)", () =>
     Effect.gen(function* () {
@@ -159,6 +201,7 @@ describe("PgEventStore when the database restarts", () => {
       }).pipe(Effect.provide(PgEventStore.layer().pipe(Layer.provide(PgClient.layer({ url: Redacted.make(url) })))))
       assert.strictEqual(failure._tag, "EventStoreError")
       assert.include(failure.message, "chronicle_events")
+      assert.isFalse(failure.retryMayHelp)
     })
   )
 
@@ -206,6 +249,7 @@ describe("PgEventStore when the database restarts", () => {
           yield* Fiber.join(racing)
           assert.strictEqual(down?._tag, "EventStoreError")
           assert.strictEqual(down?.stream, `${category}-down`)
+          assert.isTrue(down?.retryMayHelp)
 
           const all = yield* Stream.runCollect(store.readAll({ categories: [category] }))
           const perStream = new Map<string, number>()

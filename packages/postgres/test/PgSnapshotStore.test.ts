@@ -28,6 +28,25 @@ const snapshotAt = (id: string, version: number) =>
   })
 
 layer(Live, { excludeTestServices: true })("PgSnapshotStore", (it) => {
+  it.effect("32 concurrent commands on one aggregate with the default retry all succeed, versions 1..32", () =>
+    Effect.gen(function* () {
+      const keys = Array.from({ length: 32 }, (_, i) => `k${i}`)
+      yield* Effect.forEach(keys, (key) => CommandHandler.handle(Tally, "crowd", Count.make({ key })), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      const loaded = yield* fullFold("crowd")
+      assert.strictEqual(loaded.version, 32)
+      const sql = yield* SqlClient.SqlClient
+      const versions = yield* sql<{ version: number }>`
+        SELECT version FROM chronicle_events WHERE stream_id = 'tally-crowd' ORDER BY version`
+      assert.deepStrictEqual(
+        versions.map((row) => row.version),
+        Array.from({ length: 32 }, (_, i) => i + 1)
+      )
+    })
+  )
+
   it.effect("saves, replaces, loads and deletes one snapshot per stream", () =>
     Effect.gen(function* () {
       const store = yield* SnapshotStore.SnapshotStore

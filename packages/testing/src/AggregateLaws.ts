@@ -110,8 +110,8 @@ const isPlainObject = (value: unknown): value is Readonly<Record<string, unknown
 /**
  * Random strings almost never coincide, so without help an `AddItem` and a `RemoveItem` would hardly ever name the
  * same item. This sorts the strings of each field name into a few buckets by hash and replaces each by the first
- * string of its bucket in the sequence, so commands meet on the same keys. A rewritten command the schema rejects is
- * kept as generated.
+ * string of its bucket in the sequence (made storable: no NUL, no lone surrogate), so commands meet on the same keys.
+ * A rewritten command the schema rejects is kept as generated.
  */
 const shareStrings =
   <C>(isCommand: (input: unknown) => input is C) =>
@@ -122,7 +122,8 @@ const shareStrings =
         const strings = buckets.get(field) ?? []
         buckets.set(field, strings)
         const bucket = Math.abs(Hash.string(value)) % stringsPerField
-        strings[bucket] ??= value
+        // Stores refuse text Postgres cannot hold (NUL, lone surrogates), so the shared strings are storable.
+        strings[bucket] ??= value.toWellFormed().replaceAll("\u0000", "\ufffd")
         return strings[bucket]
       }
       if (Array.isArray(value)) return value.map((item) => share(field, item))

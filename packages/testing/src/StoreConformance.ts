@@ -2,15 +2,17 @@
  * The event-store conformance suite: every promise of the `EventStore` contract as vitest tests, which every store (in
  * memory, Postgres) registers with one call. It covers expected versions, all-or-nothing appends, typed validation
  * errors, idempotent retries, stream and global order, paging, filters, `head`, live subscriptions, and concurrent
- * writers with a concurrent reader.
+ * writers with a concurrent reader. Property-based fuzzing checks that bad input of every class gets the same typed
+ * reason as from the in-memory store and writes nothing, and that Unicode text round-trips exactly.
  *
  * The suite is store-agnostic: each test writes to streams of a category of its own and assumes of global positions
  * only that they increase (not that they are dense or start at 1), so it also runs on a shared, non-empty store. It
  * runs on the real clock, because live subscriptions of real stores wait for wake-ups and polls.
  */
-import { type Envelope, EventId, EventStore, ExpectedVersion } from "@chronicle/core"
+import { type Envelope, EventId, EventStore, ExpectedVersion, Storable } from "@chronicle/core"
 import { assert, describe, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, type Layer, type Schema, Stream } from "effect"
+import { Arbitrary, Deferred, Effect, Fiber, type Layer, Option, type Schema, Stream } from "effect"
+import { type BadSeed, badAppend, badSeed, type ValidInput, validInput } from "./internal/appendInputs.ts"
 
 // A category no other test writes to, so that reads filtered by it see this test's events only.
 const newCategory = () => `conformance${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`
@@ -100,6 +102,78 @@ const assertClaimsHold = (events: ReadonlyArray<Envelope.RecordedEvent>) =>
     events.map((event) => (event.data as { readonly version: number }).version),
     versionsOf(events)
   )
+
+/** What a refused append tells a caller: its tag and reason, comparable across stores. */
+const refusalOf = (error: EventStore.AppendError) =>
+  error._tag === "InvalidAppend"
+    ? { _tag: error._tag, reason: { ...error.reason } }
+    : error._tag === "InvalidStreamName"
+      ? { _tag: error._tag, reason: error.reason }
+      : { _tag: error._tag, message: error.message }
+
+/** The reason tag of an `InvalidAppend`, else the error's tag. */
+const kindOf = (error: EventStore.AppendError) => (error._tag === "InvalidAppend" ? error.reason._tag : error._tag)
+
+/**
+ * Checks `property` on `runs` values of `arbitrary`; a failed assertion is a counterexample, shrunk and reported with
+ * its replay token.
+ */
+const holds = <A, R>(
+  arbitrary: Arbitrary.Arbitrary<A>,
+  runs: number,
+  property: (value: A) => Effect.Effect<void, unknown, R>
+) =>
+  Arbitrary.checkEffect(
+    arbitrary,
+    (value) =>
+      Effect.suspend(() => property(value)).pipe(
+        Effect.catchDefect((defect) => Effect.fail(defect)),
+        Effect.as(true)
+      ),
+    { runs }
+  ).pipe(
+    Effect.flatMap((result) => {
+      const report = Arbitrary.formatCheckFailure(result)
+      return report === undefined ? Effect.void : Effect.die(new Error(report))
+    })
+  )
+
+/** A bad append is refused by the store as by the in-memory reference, with the reason of its class, writing nothing. */
+const refusedAlike = (seed: BadSeed) =>
+  Effect.gen(function* () {
+    const category = newCategory()
+    const { stream, events, expected } = badAppend(category, seed)
+    const store = yield* EventStore.EventStore
+    const reference = yield* EventStore.makeMemory
+    const error = yield* Effect.flip(store.append(stream, events, expected))
+    const referenceError = yield* Effect.flip(reference.append(stream, events, expected))
+    assert.deepStrictEqual(refusalOf(error), refusalOf(referenceError))
+    assert.strictEqual(kindOf(error), seed.kind, error.message)
+    assert.deepStrictEqual(yield* readAll({ categories: [category] }), [])
+    if (seed.kind === "InvalidStreamName") {
+      const read = yield* Effect.flip(Stream.runCollect(store.readStream(stream)))
+      const version = yield* Effect.flip(store.streamVersion(stream))
+      assert.deepStrictEqual([read._tag, version._tag], ["InvalidStreamName", "InvalidStreamName"])
+    }
+  })
+
+/** A valid event of Unicode text is read back exactly, by `readStream` and by `readAll`. */
+const roundTrips = ({ id, type, data, metadata }: ValidInput) =>
+  Effect.gen(function* () {
+    const category = newCategory()
+    const stream = `${category}-${id}`
+    const event: Envelope.EventData = { eventId: EventId.random(), type, schemaVersion: 1, data, metadata }
+    yield* append(stream, [event], ExpectedVersion.noStream)
+    // JSON has one zero: -0 reads back as 0 from every store.
+    const expected: ReadonlyArray<unknown> = [
+      { stream, type, data: JSON.parse(JSON.stringify(data)), metadata: JSON.parse(JSON.stringify(metadata)) }
+    ]
+    const shown = (events: ReadonlyArray<Envelope.RecordedEvent>) =>
+      events.map((read) => ({ stream: read.stream, type: read.type, data: read.data, metadata: read.metadata }))
+    assert.deepStrictEqual(shown(yield* readStream(stream)), expected)
+    assert.deepStrictEqual(shown(yield* readAll({ categories: [category] })), expected)
+    assert.strictEqual(yield* EventStore.EventStore.use((store) => store.streamVersion(stream)), 1)
+  })
 
 /**
  * Registers the conformance suite, under `name`, for the store `store` provides. All tests share one store, built
@@ -223,16 +297,27 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
       )
 
       it.effect(
-        "data over maxEventBytes is an InvalidAppend and writes nothing; data of exactly that size is stored",
+        "an event over maxEventBytes (type, data and metadata) is TooLarge and writes nothing; one of exactly that size is stored",
         () =>
           Effect.gen(function* () {
             const stream = newStream()
-            // `{"blob":""}` is 11 bytes of JSON around the blob.
-            const sized = (bytes: number) => newEvent("Large", { blob: "x".repeat(bytes - 11) })
+            // The type "Large" (5 bytes), `{"blob":""}` (11) and metadata `{"m":"é"}` (10: é is 2 bytes in UTF-8).
+            const sized = (bytes: number) => ({
+              ...newEvent("Large", { blob: "x".repeat(bytes - 26) }),
+              metadata: { m: "é" }
+            })
             const error = yield* Effect.flip(
               append(stream, [newEvent(), sized(EventStore.maxEventBytes + 1)], ExpectedVersion.any)
             )
-            assert.strictEqual(error._tag, "InvalidAppend")
+            assert.deepStrictEqual(refusalOf(error), {
+              _tag: "InvalidAppend",
+              reason: {
+                _tag: "TooLarge",
+                index: 1,
+                bytes: EventStore.maxEventBytes + 1,
+                limit: EventStore.maxEventBytes
+              }
+            })
             assert.deepStrictEqual(yield* readStream(stream), [])
             const largest = sized(EventStore.maxEventBytes)
             yield* append(stream, [largest], ExpectedVersion.noStream)
@@ -241,6 +326,76 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
               [largest.data]
             )
           })
+      )
+
+      it.effect("a missing metadata is stored as {}", () =>
+        Effect.gen(function* () {
+          const stream = newStream()
+          const { metadata: _, ...event } = newEvent()
+          yield* append(stream, [event as Envelope.EventData], ExpectedVersion.noStream)
+          assert.deepStrictEqual(
+            (yield* readStream(stream)).map((read) => read.metadata),
+            [{}]
+          )
+        })
+      )
+
+      it.effect("JSON nested maxJsonDepth levels deep is stored; one level more is NotJson", () =>
+        Effect.gen(function* () {
+          const nest = (levels: number): Schema.Json => (levels === 0 ? 1 : [nest(levels - 1)])
+          const stream = newStream()
+          yield* append(stream, [newEvent("Deep", nest(Storable.maxJsonDepth))], ExpectedVersion.noStream)
+          assert.deepStrictEqual(
+            (yield* readStream(stream)).map((read) => read.data),
+            [nest(Storable.maxJsonDepth)]
+          )
+          const error = yield* Effect.flip(
+            append(stream, [newEvent("Deep", nest(Storable.maxJsonDepth + 1))], ExpectedVersion.any)
+          )
+          assert.strictEqual(kindOf(error), "NotJson")
+          assert.strictEqual(yield* EventStore.EventStore.use((store) => store.streamVersion(stream)), 1)
+        })
+      )
+
+      it.effect("a plain number as the expected version is BadExpectedVersion, not an exact version", () =>
+        Effect.gen(function* () {
+          const stream = newStream()
+          const error = yield* Effect.flip(
+            append(stream, newEvents(1), 7 as unknown as ExpectedVersion.ExpectedVersion)
+          )
+          assert.deepStrictEqual(refusalOf(error), {
+            _tag: "InvalidAppend",
+            reason: {
+              _tag: "BadExpectedVersion",
+              expected: "7",
+              detail: "a plain number is not an expected version: pass ExpectedVersion.exact(7)"
+            }
+          })
+          assert.deepStrictEqual(yield* readStream(stream), [])
+        })
+      )
+
+      it.effect("bad input of every class gets the same typed reason as in memory, and writes nothing (fuzz)", () =>
+        holds(badSeed, 300, refusedAlike)
+      )
+
+      it.effect("Unicode text in stream names, types, data and metadata reads back exactly (fuzz)", () =>
+        holds(validInput, 150, roundTrips)
+      )
+    })
+
+    describe("locating events", () => {
+      it.effect("locateEvent finds an event by id in any stream, in any case; none for an unknown or invalid id", () =>
+        Effect.gen(function* () {
+          const store = yield* EventStore.EventStore
+          const stream = newStream()
+          const events = newEvents(2)
+          const written = yield* append(stream, events, ExpectedVersion.noStream)
+          const found = yield* store.locateEvent(events[1]!.eventId.toUpperCase())
+          assert.deepStrictEqual(found, Option.some({ stream, version: 2, position: written.position }))
+          assert.isTrue(Option.isNone(yield* store.locateEvent(EventId.random())))
+          assert.isTrue(Option.isNone(yield* store.locateEvent("not-a-uuid")))
+        })
       )
     })
 
@@ -555,6 +710,26 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
             assert.strictEqual(stored[result.version - 1]!.eventId, writers[index])
           })
         })
+      )
+
+      it.effect(
+        "2,000 concurrent any and streamExists appends to one stream are all stored, versions without gaps",
+        () =>
+          Effect.gen(function* () {
+            const stream = newStream()
+            const first = newEvent()
+            yield* append(stream, [first], ExpectedVersion.noStream)
+            const events = newEvents(2_000)
+            yield* Effect.forEach(
+              events,
+              (event, index) =>
+                append(stream, [event], index % 4 === 0 ? ExpectedVersion.streamExists : ExpectedVersion.any),
+              { concurrency: "unbounded", discard: true }
+            )
+            const stored = yield* readStream(stream)
+            assert.deepStrictEqual(versionsOf(stored), range(1, 2_001))
+            assert.sameMembers(idsOf(stored), idsOf([first, ...events]))
+          })
       )
 
       it.effect(
