@@ -1,0 +1,142 @@
+/**
+ * Spans and metrics around the stores: `eventStore` and `snapshotStore` wrap a store's service so every operation is
+ * a span carrying the stream, its category, versions and event counts (and the database attributes of OpenTelemetry's
+ * semantic conventions, given the store's `system`), and updates Chronicle's `Metrics`. Every store layer Chronicle
+ * ships is wrapped; a custom store can wrap itself the same way.
+ *
+ * An append also writes the trace context into each event's metadata (see `TraceContext`): the `traceparent` of the
+ * append's span, and the correlation and causation ids when the caller gave none. Consumers of the event continue that
+ * trace.
+ *
+ * **Gotchas**: spans cost a little even when nothing exports them (Effect's native tracer keeps them in memory until
+ * they end); `Effect.withTracerEnabled(false)` turns them into no-ops, and the append then writes no trace context.
+ */
+import { Context, Duration, Effect, Metric, Stream, Tracer } from "effect"
+import type { EventData } from "./Envelope.ts"
+import type * as EventStore from "./EventStore.ts"
+import * as ExpectedVersion from "./ExpectedVersion.ts"
+import * as Metrics from "./Metrics.ts"
+import type * as SnapshotStore from "./SnapshotStore.ts"
+import * as StreamName from "./StreamName.ts"
+import * as TraceContext from "./TraceContext.ts"
+
+/** What the wrapped store runs on, for the `db.*` span attributes. */
+export interface Options {
+  /** OpenTelemetry's `db.system.name` of the backend, such as `"postgresql"`; none for an in-memory store. */
+  readonly system?: string
+  /** The table or collection the events live in (`db.collection.name`). */
+  readonly collection?: string
+}
+
+const appended = Metrics.by(Metrics.eventsAppended, "category")
+const appendDuration = Metrics.by(Metrics.appendDuration, "category")
+const conflicts = Metrics.by(Metrics.appendConflicts, "category")
+const toSeconds = (duration: Duration.Duration) => Duration.toMillis(duration) / 1000
+
+/** Whether a span propagates (a no-op span, under `withTracerEnabled(false)`, does not). */
+const propagates = (span: Tracer.AnySpan) => !Context.get(span.annotations, Tracer.DisablePropagation)
+
+const dbAttributes = (options: Options, operation: string): Record<string, unknown> => ({
+  ...(options.system === undefined ? {} : { "db.system.name": options.system }),
+  ...(options.collection === undefined ? {} : { "db.collection.name": options.collection }),
+  "db.operation.name": operation
+})
+
+/** Wraps an event store so each operation is a span and appends update the append metrics. */
+export const eventStore = (store: EventStore.Service, options: Options = {}): EventStore.Service => {
+  const appendAttributes = dbAttributes(options, "append")
+  const readStreamAttributes = dbAttributes(options, "readStream")
+  const readAllAttributes = dbAttributes(options, "readAll")
+  const noStackTrace = { captureStackTrace: false } as const
+
+  const append = (stream: string, events: ReadonlyArray<EventData>, expected: ExpectedVersion.ExpectedVersion) => {
+    const category = StreamName.category(stream)
+    return Effect.useSpan(
+      "EventStore.append",
+      {
+        kind: "client",
+        attributes: {
+          ...appendAttributes,
+          "chronicle.stream": stream,
+          "chronicle.category": category,
+          "chronicle.expected_version": ExpectedVersion.describe(expected),
+          "chronicle.event_count": events.length
+        }
+      },
+      (span) => {
+        const traced = propagates(span)
+          ? events.map((event) => ({ ...event, metadata: TraceContext.inject(event.metadata, span) }))
+          : events
+        return store.append(stream, traced, expected).pipe(
+          Effect.tap((result) => {
+            span.attribute("chronicle.version", result.version)
+            span.attribute("chronicle.written", result.written)
+            return Metric.update(appended(category), result.written)
+          }),
+          Effect.tapError((error) =>
+            error._tag === "ConcurrencyError" ? Metric.update(conflicts(category), 1) : Effect.void
+          ),
+          Effect.trackDuration(appendDuration(category), toSeconds),
+          Effect.withParentSpan(span, noStackTrace)
+        )
+      }
+    )
+  }
+
+  return {
+    append,
+    readStream: (stream, readOptions) =>
+      store.readStream(stream, readOptions).pipe(
+        Stream.withSpan("EventStore.readStream", {
+          attributes: {
+            ...readStreamAttributes,
+            "chronicle.stream": stream,
+            "chronicle.category": StreamName.category(stream),
+            "chronicle.from_version": readOptions?.from ?? 1
+          }
+        })
+      ),
+    streamVersion: (stream) =>
+      Effect.withSpan(store.streamVersion(stream), "EventStore.streamVersion", {
+        attributes: { ...readStreamAttributes, "chronicle.stream": stream }
+      }),
+    readAll: (readOptions) =>
+      store.readAll(readOptions).pipe(
+        Stream.withSpan("EventStore.readAll", {
+          attributes: { ...readAllAttributes, ...filterAttributes(readOptions) }
+        })
+      ),
+    // A subscription never ends, so a span around it would never be exported: its pages are spans instead.
+    subscribe: store.subscribe,
+    head: Effect.withSpan(store.head, "EventStore.head", { attributes: dbAttributes(options, "head") })
+  }
+}
+
+const filterAttributes = (readOptions: EventStore.ReadAllOptions | undefined): Record<string, unknown> => ({
+  "chronicle.after": String(readOptions?.after ?? 0n),
+  ...(readOptions?.categories === undefined ? {} : { "chronicle.categories": readOptions.categories.join(",") }),
+  ...(readOptions?.types === undefined ? {} : { "chronicle.types": readOptions.types.join(",") })
+})
+
+/** Wraps a snapshot store so loads, saves and deletes are spans. */
+export const snapshotStore = (store: SnapshotStore.Service, options: Options = {}): SnapshotStore.Service => ({
+  load: (stream) =>
+    store.load(stream).pipe(
+      Effect.tap((found) => Effect.annotateCurrentSpan("chronicle.snapshot_found", found._tag === "Some")),
+      Effect.withSpan("SnapshotStore.load", {
+        attributes: { ...dbAttributes(options, "loadSnapshot"), "chronicle.stream": stream }
+      })
+    ),
+  save: (snapshot) =>
+    Effect.withSpan(store.save(snapshot), "SnapshotStore.save", {
+      attributes: {
+        ...dbAttributes(options, "saveSnapshot"),
+        "chronicle.stream": snapshot.stream,
+        "chronicle.version": snapshot.version
+      }
+    }),
+  delete: (stream) =>
+    Effect.withSpan(store.delete(stream), "SnapshotStore.delete", {
+      attributes: { ...dbAttributes(options, "deleteSnapshot"), "chronicle.stream": stream }
+    })
+})
