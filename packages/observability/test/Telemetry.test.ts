@@ -1,6 +1,7 @@
+import { readFileSync } from "node:fs"
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http"
 import { createServer as createNetServer } from "node:net"
-import { EventId, EventStore, ExpectedVersion } from "@chronicle/core"
+import { EventId, EventStore, ExpectedVersion, Metrics } from "@chronicle/core"
 import { Telemetry } from "@chronicle/observability"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric } from "effect"
@@ -121,4 +122,18 @@ describe("Telemetry", () => {
       assert.include(text, "# TYPE chronicle_append_duration_seconds histogram")
     })
   )
+
+  it("the Grafana dashboard charts every metric Chronicle defines, and no other", () => {
+    const dashboard = JSON.parse(readFileSync(new URL("../../../docs/grafana/chronicle.json", import.meta.url), "utf8"))
+    const queried = new Set<string>()
+    for (const panel of dashboard.panels) {
+      for (const target of panel.targets ?? []) {
+        for (const [name] of String(target.expr).matchAll(/chronicle_[a-z_]+/g)) {
+          queried.add(name.replace(/_(bucket|sum|count)$/, ""))
+        }
+      }
+    }
+    const defined = Object.values(Metrics).flatMap((value) => (Metric.isMetric(value) ? [value.id] : []))
+    assert.sameMembers([...queried], defined)
+  })
 })
