@@ -2,8 +2,8 @@
  * Chronicle's metrics, in one place: what operators watch on an event store and the loops that follow it. Each is an
  * Effect `Metric`, updated where the work happens and exported by whatever exporter the app provides (OTLP or the
  * Prometheus endpoint of `@chronicle/observability`). Names follow Prometheus conventions: durations in seconds,
- * counters end in `_total`. Attributes name the stream's category, the projection, the outbox or the reason, never a
- * stream or an event id, so the number of series stays small.
+ * counters end in `_total`. Attributes name the stream's category, the follower (a projection or an outbox), the
+ * consumer or the reason, never a stream or an event id, so the number of series stays small.
  *
  * **Gotchas**: metrics live in the `MetricRegistry` of the running context (a process-wide default unless provided);
  * a test that asserts on them provides a fresh registry.
@@ -73,34 +73,38 @@ export const snapshotsSaved = Metric.counter("chronicle_snapshots_saved_total", 
   incremental: true
 })
 
-/** Events between a projection's checkpoint and the head of what it reads (attribute `projection`). */
-export const projectionLagEvents = Metric.gauge("chronicle_projection_lag_events", {
-  description: "Events a projection has yet to handle, by projection"
+/**
+ * Global positions between a follower's checkpoint and the head of the log (attribute `follower`: a projection or
+ * an outbox). Positions need not be dense: the event count is `followerLagEvents`.
+ */
+export const followerLag = Metric.gauge("chronicle_follower_lag", {
+  description: "Global positions between a follower's checkpoint and the head of the log, by follower",
+  bigint: true
 })
 
 /**
- * Seconds between the recording of the last event a projection handled and its handling; 0 once caught up
- * (attribute `projection`).
+ * Events a follower has yet to handle (attribute `follower`), counted up to `lagEventsCap`: that value means at least
+ * that many.
  */
-export const projectionLagSeconds = Metric.gauge("chronicle_projection_lag_seconds", {
-  description: "Age of the last event a projection handled when it handled it; 0 when caught up, by projection"
+export const followerLagEvents = Metric.gauge("chronicle_follower_lag_events", {
+  description: "Events a follower (projection or outbox) has yet to handle, counted up to 1000, by follower"
 })
 
-/** Events handled by projections: its rate is the throughput (attribute `projection`). */
-export const projectionEvents = Metric.counter("chronicle_projection_events_total", {
-  description: "Events handled by a projection, by projection",
+/** The most events `followerLagEvents` counts: counting reads them, so it stops there. */
+export const lagEventsCap = 1_000
+
+/**
+ * Seconds between the recording of the last event a follower handled and the end of its batch (for the outbox: the
+ * broker's acknowledgement); 0 once it is caught up (attribute `follower`).
+ */
+export const followerLagSeconds = Metric.gauge("chronicle_follower_lag_seconds", {
+  description: "Age of the last event a follower handled when its batch committed; 0 when caught up, by follower"
+})
+
+/** Events handled by followers: its rate is a projection's throughput, or what an outbox published (attribute `follower`). */
+export const followerEvents = Metric.counter("chronicle_follower_events_total", {
+  description: "Events a follower (projection or outbox) handled, by follower",
   incremental: true
-})
-
-/** Events published by an outbox, acknowledged by the broker (attribute `outbox`). */
-export const outboxPublished = Metric.counter("chronicle_outbox_published_total", {
-  description: "Events an outbox published and the broker acknowledged, by outbox",
-  incremental: true
-})
-
-/** Seconds between the recording of the last event an outbox published and the broker's acknowledgement of it. */
-export const outboxLagSeconds = Metric.gauge("chronicle_outbox_lag_seconds", {
-  description: "Age of the last event an outbox published when the broker acknowledged it, by outbox"
 })
 
 /** How long the oldest running writing transaction has held the read horizon back, in seconds; 0 when none does. */
@@ -108,9 +112,9 @@ export const horizonAge = Metric.gauge("chronicle_horizon_age_seconds", {
   description: "Age of the oldest open writing transaction, which holds every reader of the global log back"
 })
 
-/** Events parked as dead letters (attribute `projection`). */
+/** Events parked as dead letters (attribute `follower`). */
 export const deadLetters = Metric.counter("chronicle_dead_letters_total", {
-  description: "Events parked as dead letters, by projection",
+  description: "Events parked as dead letters, by follower",
   incremental: true
 })
 
