@@ -1,4 +1,4 @@
-import { EventId, EventStore, ExpectedVersion, Metrics, TraceContext } from "@chronicle/core"
+import { EventId, EventStore, ExpectedVersion, Inbox, Metrics, TraceContext } from "@chronicle/core"
 import { SpanRecorder } from "@chronicle/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric, Option, Stream } from "effect"
@@ -84,5 +84,23 @@ describe("Instrumentation.eventStore", () => {
         ]
       )
     }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+})
+
+describe("Instrumentation.inbox", () => {
+  it.effect("makes each handling a span that tells a repeat, and counts what the consumer handled", () =>
+    Effect.gen(function* () {
+      const recorder = SpanRecorder.make()
+      const inbox = yield* Inbox.Inbox
+      const id = EventId.random()
+      yield* inbox.handle("billing", id, Effect.void).pipe(Effect.withTracer(recorder.tracer))
+      yield* inbox.handle("billing", id, Effect.void).pipe(Effect.withTracer(recorder.tracer))
+      assert.deepStrictEqual(
+        recorder.named("Inbox.handle").map((span) => span.attributes.get("chronicle.repeat")),
+        [false, true]
+      )
+      const consumed = Metric.withAttributes(Metrics.consumerEvents, { consumer: "billing" })
+      assert.strictEqual((yield* Metric.value(consumed)).count, 1)
+    }).pipe(Effect.provide(Inbox.layerMemory), freshMetrics)
   )
 })

@@ -1,8 +1,8 @@
 /**
- * Spans and metrics around the stores: `eventStore` and `snapshotStore` wrap a store's service so every operation is
- * a span carrying the stream, its category, versions and event counts (and the database attributes of OpenTelemetry's
- * semantic conventions, given the store's `system`), and updates Chronicle's `Metrics`. Every store layer Chronicle
- * ships is wrapped; a custom store can wrap itself the same way.
+ * Spans and metrics around the stores: `eventStore`, `snapshotStore` and `inbox` wrap a store's service so every
+ * operation is a span carrying the stream, its category, versions and event counts (and the database attributes of
+ * OpenTelemetry's semantic conventions, given the store's `system`), and updates Chronicle's `Metrics`. Every store
+ * layer Chronicle ships is wrapped; a custom store can wrap itself the same way.
  *
  * An append also writes the trace context into each event's metadata (see `TraceContext`): the `traceparent` of the
  * append's span, and the correlation and causation ids when the caller gave none. Consumers of the event continue that
@@ -15,6 +15,7 @@ import { Context, Duration, Effect, Metric, Stream, Tracer } from "effect"
 import type { EventData } from "./Envelope.ts"
 import type * as EventStore from "./EventStore.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
+import type * as Inbox from "./Inbox.ts"
 import * as Metrics from "./Metrics.ts"
 import type * as SnapshotStore from "./SnapshotStore.ts"
 import * as StreamName from "./StreamName.ts"
@@ -141,4 +142,29 @@ export const snapshotStore = (store: SnapshotStore.Service, options: Options = {
     Effect.withSpan(store.delete(stream), "SnapshotStore.delete", {
       attributes: { ...dbAttributes(options, "deleteSnapshot"), "chronicle.stream": stream }
     })
+})
+
+const consumed = Metrics.by(Metrics.consumerEvents, "consumer")
+
+/**
+ * Wraps an inbox so each `handle` is a span saying whether the event was new or a repeat, and counts the events each
+ * consumer handled.
+ */
+export const inbox = (service: Inbox.Service, options: Options = {}): Inbox.Service => ({
+  handle: (consumer, eventId, effect) =>
+    service.handle(consumer, eventId, effect).pipe(
+      Effect.tap((ran) =>
+        Effect.andThen(
+          Effect.annotateCurrentSpan("chronicle.repeat", ran._tag === "None"),
+          ran._tag === "Some" ? Metric.update(consumed(consumer), 1) : Effect.void
+        )
+      ),
+      Effect.withSpan("Inbox.handle", {
+        attributes: {
+          ...dbAttributes(options, "handle"),
+          "messaging.consumer.group.name": consumer,
+          "messaging.message.id": eventId
+        }
+      })
+    )
 })
