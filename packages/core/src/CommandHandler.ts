@@ -7,11 +7,16 @@
  * Loading and snapshots live in `AggregateLoader`. After a command wrote events, the handler passes the state it
  * reached to `AggregateLoader.saveIfDue`.
  *
+ * A command is a span, `CommandHandler.handle`, and each attempt a child span, `CommandHandler.attempt`, holding the
+ * load, `CommandHandler.decide` and the append; a retry is a second attempt, counted in `chronicle_command_retries_total`.
+ * The attempt's W3C `traceparent` is stored in the metadata of the events it decides, with the correlation and
+ * causation ids defaulting from it (see `TraceContext`), so whoever handles the events continues the command's trace.
+ *
  * **Gotchas**: with snapshots, a command id is recognised among the events after the snapshot. A repeat of an older
  * command is still written once, because the store treats the same event ids as a repeat. But it is decided again
  * first, so a state that now refuses it refuses the repeat.
  */
-import { Effect, Result, Schedule, Schema } from "effect"
+import { Effect, Metric, Predicate, Result, Schedule, Schema } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import * as AggregateLoader from "./AggregateLoader.ts"
 import * as Decider from "./Decider.ts"
@@ -20,6 +25,9 @@ import * as EventCodec from "./EventCodec.ts"
 import * as EventId from "./EventId.ts"
 import { type AppendError, ConcurrencyError, EventStore } from "./EventStore.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
+import * as Metrics from "./Metrics.ts"
+import * as StreamName from "./StreamName.ts"
+import * as TraceContext from "./TraceContext.ts"
 
 /** The stream is in a terminal state (the decider's `isTerminal`) and accepts no more commands. */
 export class StreamClosed extends Schema.TaggedError<StreamClosed>()("StreamClosed", {
@@ -62,6 +70,8 @@ export type HandleError<Err> =
   | AppendError
   | EventCodec.EventEncodeError
 
+const retried = Metrics.by(Metrics.commandRetries, "category")
+
 /** Handles one command for aggregate `id`: load, decide, append; retried on a concurrent write. */
 export const handle = <C, E extends Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
@@ -70,47 +80,74 @@ export const handle = <C, E extends Tagged, S, Err>(
   options: HandleOptions = {}
 ): Effect.Effect<Handled<E, S>, HandleError<Err>, EventStore> => {
   const { decider } = aggregate
-  const attempt = Effect.gen(function* () {
-    const loaded = yield* AggregateLoader.load(aggregate, id)
-    const { stream, state, version } = loaded
-    const unchanged = { stream, events: [], state, version, written: 0 }
-    if (options.commandId !== undefined && loaded.eventIds.has(EventId.fromCommand(stream, options.commandId, 0))) {
-      return unchanged
-    }
-    if (Decider.isTerminal(decider, state)) return yield* new StreamClosed({ stream, version })
-    const decided = decider.decide(command, state)
-    if (Result.isFailure(decided)) return yield* Effect.fail(decided.failure)
-    const events = decided.success
-    if (events.length === 0) return unchanged
-    const metadata: Metadata =
-      options.commandId === undefined || options.metadata?.causationId !== undefined
-        ? (options.metadata ?? {})
-        : { ...options.metadata, causationId: options.commandId }
-    const data = yield* EventCodec.encodeAll(aggregate.events, events, {
-      stream,
-      commandId: options.commandId,
-      metadata
-    })
-    const result = yield* (yield* EventStore).append(stream, data, ExpectedVersion.exact(version))
-    // A repeat the store recognised. Stored before this load (behind a snapshot), its events are in the loaded state;
-    // stored since (the same command sent twice at once), they are not, so the stream is loaded again to report it.
-    if (result.written === 0) {
-      if (result.version <= version) return unchanged
-      const reloaded = yield* AggregateLoader.load(aggregate, id)
-      return { ...unchanged, state: reloaded.state, version: reloaded.version }
-    }
-    const after = Decider.fold(decider, events, state)
-    yield* AggregateLoader.saveIfDue(aggregate, loaded, {
-      state: after,
-      version: result.version,
-      eventId: data.at(-1)!.eventId
-    })
-    return { stream, events, state: after, version: result.version, written: result.written }
-  })
-  return attempt.pipe(
-    Effect.retry({
-      schedule: Schedule.recurs(options.maxRetries ?? 3),
-      while: (error) => error instanceof ConcurrencyError
+  const attempt = (number: number) =>
+    Effect.gen(function* () {
+      const loaded = yield* AggregateLoader.load(aggregate, id)
+      const { stream, state, version } = loaded
+      const unchanged = { stream, events: [], state, version, written: 0 }
+      if (options.commandId !== undefined && loaded.eventIds.has(EventId.fromCommand(stream, options.commandId, 0))) {
+        return unchanged
+      }
+      if (Decider.isTerminal(decider, state)) return yield* new StreamClosed({ stream, version })
+      const decided = yield* Effect.sync(() => decider.decide(command, state)).pipe(
+        Effect.tap((result) =>
+          Effect.annotateCurrentSpan("chronicle.event_count", Result.isSuccess(result) ? result.success.length : 0)
+        ),
+        Effect.withSpan("CommandHandler.decide", { attributes: { "chronicle.version": version } })
+      )
+      if (Result.isFailure(decided)) return yield* Effect.fail(decided.failure)
+      const events = decided.success
+      if (events.length === 0) return unchanged
+      const metadata = yield* TraceContext.injectCurrent(
+        options.commandId === undefined || options.metadata?.causationId !== undefined
+          ? (options.metadata ?? {})
+          : { ...options.metadata, causationId: options.commandId }
+      )
+      const data = yield* EventCodec.encodeAll(aggregate.events, events, {
+        stream,
+        commandId: options.commandId,
+        metadata
+      })
+      const result = yield* (yield* EventStore).append(stream, data, ExpectedVersion.exact(version))
+      // A repeat the store recognised. Stored before this load (behind a snapshot), its events are in the loaded state;
+      // stored since (the same command sent twice at once), they are not, so the stream is loaded again to report it.
+      if (result.written === 0) {
+        if (result.version <= version) return unchanged
+        const reloaded = yield* AggregateLoader.load(aggregate, id)
+        return { ...unchanged, state: reloaded.state, version: reloaded.version }
+      }
+      const after = Decider.fold(decider, events, state)
+      yield* AggregateLoader.saveIfDue(aggregate, loaded, {
+        state: after,
+        version: result.version,
+        eventId: data.at(-1)!.eventId
+      })
+      return { stream, events, state: after, version: result.version, written: result.written }
+    }).pipe(Effect.withSpan("CommandHandler.attempt", { attributes: { "chronicle.attempt": number } }))
+  return Effect.suspend(() => {
+    let attempts = 0
+    return Effect.suspend(() => {
+      attempts++
+      return attempts === 1
+        ? attempt(1)
+        : Effect.andThen(Metric.update(retried(aggregate.category), 1), attempt(attempts))
+    }).pipe(
+      Effect.retry({
+        schedule: Schedule.recurs(options.maxRetries ?? 3),
+        while: (error) => error instanceof ConcurrencyError
+      })
+    )
+  }).pipe(
+    Effect.tap((handled) =>
+      Effect.annotateCurrentSpan({ "chronicle.version": handled.version, "chronicle.written": handled.written })
+    ),
+    Effect.withSpan("CommandHandler.handle", {
+      attributes: {
+        "chronicle.stream": StreamName.make(aggregate.category, id),
+        "chronicle.category": aggregate.category,
+        ...(Predicate.hasProperty(command, "_tag") ? { "chronicle.command": String(command._tag) } : {}),
+        ...(options.commandId === undefined ? {} : { "chronicle.command_id": options.commandId })
+      }
     })
   )
 }

@@ -4,14 +4,13 @@
  * OpenTelemetry's semantic conventions, given the store's `system`), and updates Chronicle's `Metrics`. Every store
  * layer Chronicle ships is wrapped; a custom store can wrap itself the same way.
  *
- * An append also writes the trace context into each event's metadata (see `TraceContext`): the `traceparent` of the
- * append's span, and the correlation and causation ids when the caller gave none. Consumers of the event continue that
- * trace.
+ * The stores store metadata as they are given it: the trace context of a command is written into its events by
+ * `CommandHandler` (see `TraceContext`).
  *
  * **Gotchas**: spans cost a little even when nothing exports them (Effect's native tracer keeps them in memory until
- * they end); `Effect.withTracerEnabled(false)` turns them into no-ops, and the append then writes no trace context.
+ * they end); `Effect.withTracerEnabled(false)` turns them into no-ops.
  */
-import { Context, Duration, Effect, Metric, Stream, Tracer } from "effect"
+import { Duration, Effect, Metric, Stream } from "effect"
 import type { EventData } from "./Envelope.ts"
 import type * as EventStore from "./EventStore.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
@@ -19,7 +18,6 @@ import type * as Inbox from "./Inbox.ts"
 import * as Metrics from "./Metrics.ts"
 import type * as SnapshotStore from "./SnapshotStore.ts"
 import * as StreamName from "./StreamName.ts"
-import * as TraceContext from "./TraceContext.ts"
 
 /** What the wrapped store runs on, for the `db.*` span attributes. */
 export interface Options {
@@ -33,9 +31,6 @@ const appended = Metrics.by(Metrics.eventsAppended, "category")
 const appendDuration = Metrics.by(Metrics.appendDuration, "category")
 const conflicts = Metrics.by(Metrics.appendConflicts, "category")
 const toSeconds = (duration: Duration.Duration) => Duration.toMillis(duration) / 1000
-
-/** Whether a span propagates (a no-op span, under `withTracerEnabled(false)`, does not). */
-const propagates = (span: Tracer.AnySpan) => !Context.get(span.annotations, Tracer.DisablePropagation)
 
 const dbAttributes = (options: Options, operation: string): Record<string, unknown> => ({
   ...(options.system === undefined ? {} : { "db.system.name": options.system }),
@@ -64,12 +59,9 @@ export const eventStore = (store: EventStore.Service, options: Options = {}): Ev
           "chronicle.event_count": events.length
         }
       },
-      (span) => {
-        const traced = propagates(span)
-          ? events.map((event) => ({ ...event, metadata: TraceContext.inject(event.metadata, span) }))
-          : events
+      (span) =>
         // The append is one span: the statements it runs make none, which halves what tracing costs per append.
-        return store.append(stream, traced, expected).pipe(
+        store.append(stream, events, expected).pipe(
           Effect.withTracerEnabled(false),
           Effect.tap((result) => {
             span.attribute("chronicle.version", result.version)
@@ -82,7 +74,6 @@ export const eventStore = (store: EventStore.Service, options: Options = {}): Ev
           Effect.trackDuration(appendDuration(category), toSeconds),
           Effect.withParentSpan(span, noStackTrace)
         )
-      }
     )
   }
 

@@ -1,13 +1,13 @@
 /**
- * Trace context in event metadata: the W3C `traceparent` of the span that appended an event is stored in the event's
- * metadata, so whoever handles the event later (a projection, the outbox, a consumer behind a broker) can continue
- * the trace of the command that produced it. When the caller gives none, the correlation id defaults to the trace id
+ * Trace context in event metadata: `CommandHandler` stores the W3C `traceparent` of the span a command decided its
+ * events in with each of them, so whoever handles an event later (a projection, the outbox, a consumer behind a
+ * broker) can continue the trace of the command that produced it. When the caller gives none, the correlation id defaults to the trace id
  * and the causation id to the span id of that `traceparent`, so events of one trace correlate without extra code.
  *
  * **Gotchas**: a `traceparent` the caller put in the metadata is kept, not overwritten; a malformed one is ignored
  * when read back (`fromMetadata` gives `None`), never an error.
  */
-import { Effect, Option, type Tracer } from "effect"
+import { Context, Effect, Option, Tracer } from "effect"
 import { Headers, HttpTraceContext } from "effect/http"
 import type { Metadata } from "./Envelope.ts"
 
@@ -22,7 +22,7 @@ export const format = (span: Tracer.AnySpan): string =>
 export const parse = (traceparent: string | undefined): Option.Option<Tracer.ExternalSpan> =>
   traceparent === undefined ? Option.none() : HttpTraceContext.w3c(Headers.fromRecordUnsafe({ traceparent }))
 
-/** The span an event's metadata says it was appended in, if it says so. */
+/** The span an event's metadata says it was produced in, if it says so. */
 export const fromMetadata = (metadata: Metadata): Option.Option<Tracer.ExternalSpan> => {
   const value = metadata[field]
   return typeof value === "string" ? parse(value) : Option.none()
@@ -44,7 +44,18 @@ export const inject = (metadata: Metadata, span: Tracer.AnySpan): Metadata => {
 }
 
 /**
- * Runs `effect` in a span that continues the trace an event's metadata carries (its parent is the span that appended
+ * Adds the current span's trace context to `metadata` (see `inject`); leaves it as it is outside a span or with
+ * tracing off.
+ */
+export const injectCurrent = (metadata: Metadata): Effect.Effect<Metadata> =>
+  Effect.map(Effect.option(Effect.currentSpan), (span) =>
+    Option.isSome(span) && !Context.get(span.value.annotations, Tracer.DisablePropagation)
+      ? inject(metadata, span.value)
+      : metadata
+  )
+
+/**
+ * Runs `effect` in a span that continues the trace an event's metadata carries (its parent is the span that produced
  * the event), or in a new trace when the metadata has none.
  */
 export const continueFrom =
@@ -55,7 +66,7 @@ export const continueFrom =
   }
 
 /**
- * The span links from a batch's events to the spans that appended them (one per distinct span, at most `max`), for a
+ * The span links from a batch's events to the spans that produced them (one per distinct span, at most `max`), for a
  * span that handles many events from many traces at once, such as a projection batch.
  */
 export const links = (

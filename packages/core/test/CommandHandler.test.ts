@@ -245,7 +245,7 @@ describe("CommandHandler", () => {
           { correlationId: "correlation-1", tenant: "acme", causationId: "close-1" }
         ]
       )
-    }).pipe(Effect.provide(EventStore.layerMemory))
+    }).pipe(Effect.provide(EventStore.layerMemory), Effect.withTracerEnabled(false)) // no trace context in the way
   )
 
   it.effect("a stored event that does not decode fails the command with EventDecodeError", () =>
