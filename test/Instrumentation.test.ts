@@ -1,5 +1,6 @@
 import {
   Aggregate,
+  CheckpointStore,
   CommandHandler,
   Decider,
   EventId,
@@ -7,7 +8,9 @@ import {
   ExpectedVersion,
   Inbox,
   Instrumentation,
+  LogFollower,
   Metrics,
+  Projection,
   TraceContext
 } from "@chronicle/core"
 import { SpanRecorder } from "@chronicle/testing"
@@ -194,5 +197,34 @@ describe("Instrumentation of command handling", () => {
       const [recorded] = yield* Stream.runCollect((yield* EventStore.EventStore).readStream("counter-1"))
       assert.deepStrictEqual(recorded!.metadata, { tenant: "acme" })
     }).pipe(Effect.provide(EventStore.layerMemory))
+  )
+})
+
+describe("Instrumentation of followers", () => {
+  it.effect(
+    "a batch is a span linked to the commands' traces; its events count towards the follower's throughput",
+    () =>
+      Effect.gen(function* () {
+        const recorder = SpanRecorder.make()
+        yield* CommandHandler.handle(Counter, "1", { _tag: "Count", by: 1 }).pipe(Effect.withTracer(recorder.tracer))
+        yield* CommandHandler.handle(Counter, "2", { _tag: "Count", by: 1 }).pipe(Effect.withTracer(recorder.tracer))
+        yield* LogFollower.catchUp({
+          name: "totals",
+          batchSize: 10,
+          decode: Projection.recorded,
+          handle: () => Effect.void,
+          onFailure: LogFollower.stopAfter(0)
+        }).pipe(Effect.withTracer(recorder.tracer))
+        const [batch] = recorder.named("LogFollower.batch")
+        assert.isDefined(batch)
+        assert.strictEqual(batch!.attributes.get("chronicle.follower"), "totals")
+        assert.strictEqual(batch!.attributes.get("chronicle.event_count"), 2)
+        assert.sameMembers(
+          batch!.links.map((link) => link.span.spanId),
+          recorder.named("CommandHandler.attempt").map((attempt) => attempt.spanId)
+        )
+        const handled = Metric.withAttributes(Metrics.followerEvents, { follower: "totals" })
+        assert.strictEqual((yield* Metric.value(handled)).count, 2)
+      }).pipe(Effect.provide(Layer.mergeAll(EventStore.layerMemory, CheckpointStore.layerMemory)), freshMetrics)
   )
 })
