@@ -11,6 +11,7 @@ import * as Bench from "./Bench.ts"
 import * as EventStoreBench from "./eventStore.ts"
 import * as EvolutionBench from "./evolution.ts"
 import * as ExportBench from "./export.ts"
+import * as ObservabilityBench from "./observability.ts"
 import * as OutboxBench from "./outbox.ts"
 import * as ProjectionsBench from "./projections.ts"
 import * as SnapshotsBench from "./snapshots.ts"
@@ -21,6 +22,7 @@ const sections: ReadonlyArray<Bench.Section> = [
   ...EvolutionBench.sections,
   ...SnapshotsBench.sections,
   ...ProjectionsBench.sections,
+  ...ObservabilityBench.sections,
   ...OutboxBench.sections,
   ...ExportBench.sections,
   ...(await import("./analytics.ts")).sections

@@ -8,14 +8,19 @@
  * policy says yes, the save runs in the policy layer's fibers: the command does not wait for it, and the layer waits
  * for pending saves when it ends. A failed save only logs a warning.
  *
+ * A load is a span, `AggregateLoader.load`, with the snapshot version it started from and the events it folded; it
+ * updates `chronicle_load_duration_seconds`, `chronicle_load_events_folded` and the snapshot counters (used, ignored
+ * by reason, saved).
+ *
  * The shape, for code built on it: `load` gives a `Loaded` (state, version, the ids of the events read, the snapshot
  * version it started from); `saveIfDue` takes that `Loaded` and the state a command reached.
  */
-import { Data, Effect, FiberSet, Option, Result, type Schema, Stream } from "effect"
+import { Data, Duration, Effect, FiberSet, Metric, Option, Result, type Schema, Stream } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import type { RecordedEvent, Tagged } from "./Envelope.ts"
 import type * as EventCodec from "./EventCodec.ts"
 import { EventStore, type EventStoreError } from "./EventStore.ts"
+import * as Metrics from "./Metrics.ts"
 import * as SnapshotCodec from "./SnapshotCodec.ts"
 import { SaveFibers, SnapshotPolicy } from "./SnapshotPolicy.ts"
 import { type Snapshot, SnapshotStore } from "./SnapshotStore.ts"
@@ -92,6 +97,10 @@ const foldStream = <C, E extends Tagged, S, Err>(
     return { stream, state, version, eventIds, snapshotVersion }
   })
 
+/** Counts a stored snapshot a load did not trust, by category and reason. */
+const ignored = (stream: string, reason: "fingerprint" | "undecodable" | "mismatch" | "unavailable") =>
+  Metric.update(Metric.withAttributes(Metrics.snapshotsIgnored, { category: StreamName.category(stream), reason }), 1)
+
 // The stored snapshot of `stream` when it is usable for this state schema; every reason to ignore one is logged.
 const usableSnapshot = <S>(codec: SnapshotCodec.SnapshotCodec<S>, stream: string) =>
   Effect.gen(function* () {
@@ -100,19 +109,32 @@ const usableSnapshot = <S>(codec: SnapshotCodec.SnapshotCodec<S>, stream: string
     const snapshot = stored.value
     if (snapshot.fingerprint !== codec.fingerprint) {
       yield* Effect.logDebug(`ignoring the snapshot of ${stream}@${snapshot.version}: written for another state schema`)
+      yield* ignored(stream, "fingerprint")
       return Option.none()
     }
     const state = codec.decode(snapshot.state, stream, snapshot.version)
     if (Result.isFailure(state)) {
       yield* Effect.logWarning(state.failure.message)
+      yield* ignored(stream, "undecodable")
       return Option.none()
     }
     return Option.some({ state: state.success, snapshot })
   }).pipe(
     Effect.catchTag("SnapshotStoreError", (error) =>
-      Effect.as(Effect.logWarning(`loading ${stream} without its snapshot: ${error.message}`), Option.none())
+      Effect.as(
+        Effect.andThen(
+          Effect.logWarning(`loading ${stream} without its snapshot: ${error.message}`),
+          ignored(stream, "unavailable")
+        ),
+        Option.none()
+      )
     )
   )
+
+const loadDuration = Metrics.by(Metrics.loadDuration, "category")
+const eventsFolded = Metrics.by(Metrics.eventsFolded, "category")
+const snapshotsUsed = Metrics.by(Metrics.snapshotsUsed, "category")
+const snapshotsSaved = Metrics.by(Metrics.snapshotsSaved, "category")
 
 /**
  * Loads aggregate `id`: from its latest usable snapshot and the events after it when the aggregate has a state
@@ -132,14 +154,40 @@ export const load = <C, E extends Tagged, S, Err>(
     return yield* foldStream(aggregate, stream, found.value).pipe(
       Effect.catchTag("SnapshotMismatch", ({ found }) =>
         Effect.andThen(
-          Effect.logWarning(
-            `ignoring the snapshot of ${stream}@${snapshot.version}: it reflects event ${snapshot.eventId}, the stream has ${found}`
+          Effect.andThen(
+            Effect.logWarning(
+              `ignoring the snapshot of ${stream}@${snapshot.version}: it reflects event ${snapshot.eventId}, the stream has ${found}`
+            ),
+            ignored(stream, "mismatch")
           ),
           fromScratch
         )
       )
     )
-  }).pipe(Effect.catchTag("SnapshotMismatch", Effect.die))
+  }).pipe(
+    Effect.catchTag("SnapshotMismatch", Effect.die),
+    Effect.tap((loaded) => {
+      const category = aggregate.category
+      return Effect.andThen(
+        Effect.annotateCurrentSpan({
+          "chronicle.version": loaded.version,
+          "chronicle.snapshot_version": loaded.snapshotVersion,
+          "chronicle.events_folded": loaded.version - loaded.snapshotVersion
+        }),
+        Effect.all([
+          Metric.update(eventsFolded(category), loaded.version - loaded.snapshotVersion),
+          loaded.snapshotVersion > 0 ? Metric.update(snapshotsUsed(category), 1) : Effect.void
+        ])
+      )
+    }),
+    Effect.trackDuration(loadDuration(aggregate.category), (duration) => Duration.toMillis(duration) / 1000),
+    Effect.withSpan("AggregateLoader.load", {
+      attributes: {
+        "chronicle.stream": StreamName.make(aggregate.category, id),
+        "chronicle.category": aggregate.category
+      }
+    })
+  )
 
 /** The state a command reached: what `saveIfDue` may snapshot. */
 export interface Reached<State> {
@@ -165,6 +213,7 @@ const save = <S>(schema: Schema.Codec<S, unknown>, stream: string, reached: Reac
         })
       )
     ),
+    Effect.tap(() => Metric.update(snapshotsSaved(StreamName.category(stream)), 1)),
     Effect.catch((error) => Effect.logWarning(`no snapshot of ${stream}@${reached.version}: ${error.message}`))
   )
 }

@@ -13,8 +13,13 @@
  * started from a snapshot, by one lookup of its first event id (`EventStore.locateEvent`). It succeeds with
  * `written: 0` and the stream's current state and version, with or without snapshots, however the state would decide
  * it now.
+ *
+ * A command is a span, `CommandHandler.handle`, and each attempt a child span, `CommandHandler.attempt`, holding the
+ * load, `CommandHandler.decide` and the append; a retry is a second attempt, counted in `chronicle_command_retries_total`.
+ * The attempt's W3C `traceparent` is stored in the metadata of the events it decides, with the correlation and
+ * causation ids defaulting from it (see `TraceContext`), so whoever handles the events continues the command's trace.
  */
-import { Context, Effect, Formatter, Layer, Option, Result, Schema, SchemaIssue } from "effect"
+import { Context, Effect, Formatter, Layer, Metric, Option, Predicate, Result, Schema, SchemaIssue } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import * as AggregateLoader from "./AggregateLoader.ts"
 import * as Backoff from "./Backoff.ts"
@@ -24,7 +29,9 @@ import * as EventCodec from "./EventCodec.ts"
 import * as EventId from "./EventId.ts"
 import { type AppendError, ConcurrencyError, EventStore } from "./EventStore.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
+import * as Metrics from "./Metrics.ts"
 import * as StreamName from "./StreamName.ts"
+import * as TraceContext from "./TraceContext.ts"
 
 /** The stream is in a terminal state (the decider's `isTerminal`) and accepts no more commands. */
 export class StreamClosed extends Schema.TaggedError<StreamClosed>()("StreamClosed", {
@@ -151,6 +158,8 @@ export type HandleError<Err> =
   | AppendError
   | EventCodec.EventEncodeError
 
+const retried = Metrics.by(Metrics.commandRetries, "category")
+
 /**
  * Handles one command for aggregate `id`: decode it with the aggregate's command schema, load, decide, append;
  * retried on a concurrent write.
@@ -162,7 +171,8 @@ export const handle = <C, E extends Tagged, S, Err>(
   options: HandleOptions = {}
 ): Effect.Effect<Handled<E, S>, HandleError<Err>, EventStore> => {
   const { decider } = aggregate
-  const attempt = (command: C) =>
+  const stream = StreamName.make(aggregate.category, id)
+  const attempt = (command: C, number: number) =>
     Effect.gen(function* () {
       const loaded = yield* AggregateLoader.load(aggregate, id)
       const { stream, state, version } = loaded
@@ -181,14 +191,20 @@ export const handle = <C, E extends Tagged, S, Err>(
       const decided = yield* domainCode(
         `${aggregate.category}: decide at ${stream}@${version}, command ${Formatter.format(command)}`,
         () => decider.decide(command, state)
+      ).pipe(
+        Effect.tap((result) =>
+          Effect.annotateCurrentSpan("chronicle.event_count", Result.isSuccess(result) ? result.success.length : 0)
+        ),
+        Effect.withSpan("CommandHandler.decide", { attributes: { "chronicle.version": version } })
       )
       if (Result.isFailure(decided)) return yield* Effect.fail(decided.failure)
       const events = decided.success
       if (events.length === 0) return unchanged
-      const metadata: Metadata =
+      const metadata = yield* TraceContext.injectCurrent(
         options.commandId === undefined || options.metadata?.causationId !== undefined
           ? (options.metadata ?? {})
           : { ...options.metadata, causationId: options.commandId }
+      )
       const data = yield* EventCodec.encodeAll(aggregate.events, events, {
         stream,
         commandId: options.commandId,
@@ -212,16 +228,36 @@ export const handle = <C, E extends Tagged, S, Err>(
         eventId: data.at(-1)!.eventId
       })
       return { stream, events, state: after, version: result.version, written: result.written }
-    })
-  return Effect.flatMap(decodeCommand(aggregate, StreamName.make(aggregate.category, id), command), (decoded) =>
+    }).pipe(Effect.withSpan("CommandHandler.attempt", { attributes: { "chronicle.attempt": number } }))
+  return Effect.flatMap(decodeCommand(aggregate, stream, command), (decoded) =>
     Effect.flatMap(RetryPolicy, (policy) =>
-      attempt(decoded).pipe(
-        Effect.retry({
-          schedule: Backoff.schedule(options.backoff ?? policy.backoff),
-          times: options.maxRetries ?? policy.maxRetries,
-          while: (error) => error instanceof ConcurrencyError
-        })
-      )
+      Effect.suspend(() => {
+        let attempts = 0
+        return Effect.suspend(() => {
+          attempts++
+          return attempts === 1
+            ? attempt(decoded, 1)
+            : Effect.andThen(Metric.update(retried(aggregate.category), 1), attempt(decoded, attempts))
+        }).pipe(
+          Effect.retry({
+            schedule: Backoff.schedule(options.backoff ?? policy.backoff),
+            times: options.maxRetries ?? policy.maxRetries,
+            while: (error) => error instanceof ConcurrencyError
+          })
+        )
+      })
     )
+  ).pipe(
+    Effect.tap((handled) =>
+      Effect.annotateCurrentSpan({ "chronicle.version": handled.version, "chronicle.written": handled.written })
+    ),
+    Effect.withSpan("CommandHandler.handle", {
+      attributes: {
+        "chronicle.stream": stream,
+        "chronicle.category": aggregate.category,
+        ...(Predicate.hasProperty(command, "_tag") ? { "chronicle.command": String(command._tag) } : {}),
+        ...(options.commandId === undefined ? {} : { "chronicle.command_id": options.commandId })
+      }
+    })
   )
 }

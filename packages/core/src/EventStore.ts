@@ -6,6 +6,7 @@
 import { Context, Effect, Layer, Option, PubSub, Result, Schema, Stream } from "effect"
 import type { EventData, Metadata, RecordedEvent } from "./Envelope.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
+import * as Instrumentation from "./Instrumentation.ts"
 import { describeCause, retryMayHelp } from "./internal/describeCause.ts"
 import { encodeJson, type JsonProblem, textProblem } from "./Storable.ts"
 import * as StreamName from "./StreamName.ts"
@@ -487,5 +488,8 @@ export const makeMemory: Effect.Effect<Service> = Effect.gen(function* () {
   }
 })
 
-/** Provides an in-memory `EventStore`, empty when built. */
-export const layerMemory: Layer.Layer<EventStore> = Layer.effect(EventStore, makeMemory)
+/** Provides an in-memory `EventStore`, empty when built, with spans and metrics (see `Instrumentation`). */
+export const layerMemory: Layer.Layer<EventStore> = Layer.effect(
+  EventStore,
+  Effect.map(makeMemory, Instrumentation.eventStore)
+)

@@ -5,6 +5,7 @@
  * `layerMemory` serves tests; `PgInbox` keeps the ids in Postgres beside the consumer's own tables.
  */
 import { Context, Effect, Layer, Option, Schema, Semaphore } from "effect"
+import * as Instrumentation from "./Instrumentation.ts"
 import { describeCause } from "./internal/describeCause.ts"
 
 /** The inbox could not check or record whether `consumer` has handled `eventId`; the event was not handled. */
@@ -58,5 +59,5 @@ export const makeMemory: Effect.Effect<Service> = Effect.gen(function* () {
   })
 })
 
-/** Provides an in-memory `Inbox`, empty when built. */
-export const layerMemory: Layer.Layer<Inbox> = Layer.effect(Inbox, makeMemory)
+/** Provides an in-memory `Inbox`, empty when built, with spans and metrics (see `Instrumentation`). */
+export const layerMemory: Layer.Layer<Inbox> = Layer.effect(Inbox, Effect.map(makeMemory, Instrumentation.inbox))

@@ -13,7 +13,8 @@
  *
  * `start` runs a follower in the background and returns its `Handle`: `status` (state, checkpoint, lag, restarts),
  * `await` (its end, only ever `ProjectionFailed`) and `awaitCaughtUp` (waits until it has reached the head of the log
- * as of the call). The lag is also the gauge `chronicle_follower_lag{follower}`. `catchUp` runs one up to the head
+ * as of the call). The lag is also the gauge `chronicle_follower_lag{follower}`, beside the lag in events and in
+ * seconds (see `Metrics`). Each batch is a span, `LogFollower.batch`, linked to the traces of its events. `catchUp` runs one up to the head
  * and returns, with progress; it fails where `start` would restart.
  *
  * **Gotchas**: a follower's name is the key of its checkpoint unless `checkpoint` says otherwise, so two followers of
@@ -21,6 +22,7 @@
  * between hands it over again (at least once): handlers must then be idempotent.
  */
 import {
+  Clock,
   Effect,
   Fiber,
   Metric,
@@ -42,7 +44,9 @@ import type { EventDecodeError } from "./EventCodec.ts"
 import { EventStore, type EventStoreError } from "./EventStore.ts"
 import { describeCause } from "./internal/describeCause.ts"
 import * as Lease from "./Lease.ts"
+import * as Metrics from "./Metrics.ts"
 import { readOptions } from "./Projection.ts"
+import * as TraceContext from "./TraceContext.ts"
 
 /** A follower stopped: an event still failed after the retries (or did not decode) and its policy stops. */
 export class ProjectionFailed extends Schema.TaggedError<ProjectionFailed>()("ProjectionFailed", {
@@ -179,11 +183,8 @@ export interface Handle {
   readonly awaitCaughtUp: Effect.Effect<void, ProjectionFailed | EventStoreError>
 }
 
-/** Positions behind the head of the log, per follower (attribute `follower`). */
-export const lag = Metric.gauge("chronicle_follower_lag", {
-  description: "Global positions between a follower's checkpoint and the head of the log",
-  bigint: true
-})
+/** Positions behind the head of the log, per follower (attribute `follower`); defined in `Metrics`. */
+export const lag = Metrics.followerLag
 
 /** What a follower needs from its context besides its handler's requirements. */
 export type Requirements<R> = R | EventStore | CheckpointStore
@@ -285,6 +286,7 @@ const handleBatch = <A, E, R>(
       Effect.andThen(
         follower.transaction === undefined ? Effect.andThen(park, advance) : transaction(Effect.andThen(advance, park))
       ),
+      Effect.tap(() => Metric.update(parked(follower.name), 1)),
       Effect.as(last.position)
     )
   }
@@ -294,6 +296,69 @@ const handleBatch = <A, E, R>(
     EventDecodeError: settle
   })
 }
+
+const handled = Metrics.by(Metrics.followerEvents, "follower")
+const lagSeconds = Metrics.by(Metrics.followerLagSeconds, "follower")
+const lagEvents = Metrics.by(Metrics.followerLagEvents, "follower")
+const lagPositions = Metrics.by(Metrics.followerLag, "follower")
+const parked = Metrics.by(Metrics.deadLetters, "follower")
+
+/**
+ * Handles a batch as `handleBatch` does, in a span, `LogFollower.batch`, linked to the traces its events came from;
+ * once it commits, counts its events and sets the follower's lag in seconds from its last event.
+ */
+const followBatch = <A, E, R>(
+  follower: Follower<A, E, R>,
+  checkpoints: CheckpointStore["Service"],
+  cursor: bigint,
+  events: ReadonlyArray<RecordedEvent>
+): Effect.Effect<bigint, CatchUpError, R> => {
+  const last = events.at(-1)
+  if (last === undefined) return Effect.succeed(cursor)
+  return handleBatch(follower, checkpoints, cursor, events).pipe(
+    Effect.tap(() =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.all([
+          Metric.update(handled(follower.name), events.length),
+          Metric.update(lagSeconds(follower.name), Math.max(0, (now - last.recordedAt.getTime()) / 1000))
+        ])
+      )
+    ),
+    Effect.withSpan("LogFollower.batch", {
+      kind: "consumer",
+      links: TraceContext.links(events),
+      attributes: {
+        "chronicle.follower": follower.name,
+        "chronicle.event_count": events.length,
+        "chronicle.after": String(cursor),
+        "chronicle.last_position": String(last.position)
+      }
+    })
+  )
+}
+
+/**
+ * Sets the lag gauges of a follower from its status: positions, and events counted up to `Metrics.lagEventsCap` (a
+ * read of that many at most); both lags are 0 once nothing lies beyond the checkpoint.
+ */
+const sampleLag = (
+  store: EventStore["Service"],
+  follower: Follower<any, any, any>,
+  status: Pick<Status, "checkpoint" | "lag">
+): Effect.Effect<void, EventStoreError> =>
+  Effect.gen(function* () {
+    yield* Metric.update(lagPositions(follower.name), status.lag)
+    if (status.lag === 0n) {
+      yield* Metric.update(lagEvents(follower.name), 0)
+      return yield* Metric.update(lagSeconds(follower.name), 0)
+    }
+    const behind = yield* Stream.runCount(
+      store
+        .readAll({ ...readOptions(follower, status.checkpoint), pageSize: Metrics.lagEventsCap })
+        .pipe(Stream.take(Metrics.lagEventsCap))
+    )
+    yield* Metric.update(lagEvents(follower.name), behind)
+  })
 
 /** The log as `follower` reads it after `after`, with its read-ahead. */
 const reading = (
@@ -358,7 +423,7 @@ export const catchUp = <A, E, R, TotalError = never, TotalR = never>(
     yield* reading(follower, upToHead).pipe(
       Stream.runForEachArray((events) =>
         Effect.gen(function* () {
-          cursor = yield* handleBatch(follower, checkpoints, cursor, events)
+          cursor = yield* followBatch(follower, checkpoints, cursor, events)
           done += events.length
           if (options.onProgress !== undefined) {
             const rate = done / Math.max(0.001, (Date.now() - started) / 1000)
@@ -404,7 +469,7 @@ export const start = <A, E, R>(
       let at = from
       yield* reading(follower, store.subscribe(readOptions(follower, from))).pipe(
         Stream.runForEachArray((events) =>
-          Effect.flatMap(handleBatch(follower, checkpoints, at, events), (next) => {
+          Effect.flatMap(followBatch(follower, checkpoints, at, events), (next) => {
             at = next
             progressed = true
             return SubscriptionRef.set(cursor, next)
@@ -446,9 +511,11 @@ export const start = <A, E, R>(
       const at = (yield* SubscriptionRef.get(cursor)) ?? (yield* checkpoints.load(checkpoint))
       return { name: follower.name, ...current, checkpoint: at, lag: yield* lagAt(store, follower, at) }
     })
+    // The sampler makes no spans: it reads the log every second, which would bury the batches' spans.
     yield* status.pipe(
-      Effect.flatMap((current) => Metric.update(Metric.withAttributes(lag, { follower: follower.name }), current.lag)),
+      Effect.flatMap((current) => sampleLag(store, follower, current)),
       Effect.ignore,
+      Effect.withTracerEnabled(false),
       Effect.repeat(options.lagInterval ?? Schedule.spaced("1 second")),
       Effect.forkScoped
     )

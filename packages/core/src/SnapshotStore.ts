@@ -6,6 +6,7 @@
  * that holds nothing, so snapshots are off; `layerMemory` keeps them in memory, `@chronicle/postgres` in Postgres.
  */
 import { Context, Effect, Layer, Option, Ref, Schema } from "effect"
+import * as Instrumentation from "./Instrumentation.ts"
 import { describeCause } from "./internal/describeCause.ts"
 
 /** The state of a stream at one version, encoded as JSON. */
@@ -71,5 +72,8 @@ export const makeMemory: Effect.Effect<Service> = Effect.map(
   })
 )
 
-/** Provides an in-memory `SnapshotStore`, empty when built. */
-export const layerMemory: Layer.Layer<never> = Layer.effect(SnapshotStore, makeMemory)
+/** Provides an in-memory `SnapshotStore`, empty when built, with spans (see `Instrumentation`). */
+export const layerMemory: Layer.Layer<never> = Layer.effect(
+  SnapshotStore,
+  Effect.map(makeMemory, Instrumentation.snapshotStore)
+)

@@ -1,7 +1,8 @@
 /**
  * Subscriptions over the global log: a paged catch-up read that ends at the head, and a live subscription that
  * catches up and then re-reads from its cursor on every wake-up, with a polling fallback. Stores build their
- * `readAll` and `subscribe` from these, so every store pages and tails the same way.
+ * `readAll` and `subscribe` from these, so every store pages and tails the same way. Each page read is a span,
+ * `EventStore.readPage`, with the position it reads after and the number of events it found.
  */
 import { type Duration, Effect, Option, Schedule, Stream } from "effect"
 import type { RecordedEvent } from "./Envelope.ts"
@@ -12,10 +13,19 @@ export type ReadPage<E> = (after: bigint, limit: number) => Effect.Effect<Readon
 /** Reads pages from `after` until a short page: every event readable now, in order, with bounded memory. */
 export const catchUp = <E>(readPage: ReadPage<E>, after: bigint, pageSize: number): Stream.Stream<RecordedEvent, E> =>
   Stream.paginate(after, (from) =>
-    Effect.map(readPage(from, pageSize), (page) => {
-      const last = page.at(-1)
-      return [page, last === undefined || page.length < pageSize ? Option.none() : Option.some(last.position)] as const
-    })
+    readPage(from, pageSize).pipe(
+      Effect.tap((page) => Effect.annotateCurrentSpan("chronicle.event_count", page.length)),
+      Effect.withSpan("EventStore.readPage", {
+        attributes: { "chronicle.after": String(from), "chronicle.limit": pageSize }
+      }),
+      Effect.map((page) => {
+        const last = page.at(-1)
+        return [
+          page,
+          last === undefined || page.length < pageSize ? Option.none() : Option.some(last.position)
+        ] as const
+      })
+    )
   )
 
 /** How a live subscription learns that there may be new events. */

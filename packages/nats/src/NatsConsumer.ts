@@ -10,7 +10,7 @@
  *   .pipe(Effect.forkScoped) // needs Inbox (PgInbox.layer) and a Scope
  * ```
  */
-import { Backoff, type Envelope, Inbox } from "@chronicle/core"
+import { Backoff, type Envelope, Inbox, TraceContext } from "@chronicle/core"
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { connect, nanos } from "@nats-io/transport-node"
 import { Duration, Effect, Schema, type Scope } from "effect"
@@ -126,12 +126,29 @@ interface HandlerFailed<E> {
   readonly error: E
 }
 
+/** The span of one delivery: a consumer span in the trace of the command that appended the event. */
+const spanOptions = (options: Options, delivery: Delivery) => ({
+  kind: "consumer" as const,
+  attributes: {
+    "messaging.system": "nats",
+    "messaging.operation.type": "process",
+    "messaging.destination.name": options.stream,
+    "messaging.consumer.group.name": options.consumer,
+    "messaging.message.id": delivery.event.eventId,
+    "messaging.nats.delivery_count": delivery.deliveryCount,
+    "chronicle.stream": delivery.event.stream,
+    "chronicle.version": delivery.event.version,
+    "chronicle.type": delivery.event.type
+  }
+})
+
 /**
  * Consumes forever: each delivered event runs `handler` through the `Inbox` under the consumer's name, then is
  * acknowledged; an event already handled is only acknowledged; a failed handler is logged and the message refused,
  * so JetStream delivers it again. While the inbox fails (its database is down or restarting) the same delivery is
  * handled again after the shared backoff, so an outage neither ends the consumer nor reorders its events. While
- * JetStream is unreachable, or its stream is missing, it backs off and connects again.
+ * JetStream is unreachable, or its stream is missing, it backs off and connects again. Each delivery is a span,
+ * `NatsConsumer.handle`, that continues the trace of the command whose events carry a `traceparent`.
  */
 export const run = <E, R>(
   options: Options,
@@ -157,7 +174,8 @@ export const run = <E, R>(
                 warn(failure._tag === "HandlerFailed" ? String(failure.error) : failure.message),
                 delivery.nak
               )
-          })
+          }),
+          TraceContext.continueFrom(delivery.event.metadata, "NatsConsumer.handle", spanOptions(options, delivery))
         )
     // Each attempt connects in a scope of its own, so a failed one closes its connection before the next opens one.
     const consume = Effect.gen(function* () {

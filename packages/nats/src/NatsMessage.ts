@@ -2,10 +2,10 @@
  * How a recorded event travels as a NATS message. The body is the event's JSON data, so any NATS client can read it;
  * the headers carry the envelope: `Nats-Msg-Id` is the event id (JetStream drops a repeat inside its duplicate
  * window), `Chronicle-Type`, `Chronicle-Schema-Version`, `Chronicle-Stream`, `Chronicle-Version`,
- * `Chronicle-Position`, `Chronicle-Recorded-At`, `Chronicle-Correlation-Id` and `Chronicle-Causation-Id` (when set)
- * and `Chronicle-Metadata` (all the metadata, as JSON). `decode` turns a received message back into the event.
+ * `Chronicle-Position`, `Chronicle-Recorded-At`, `Chronicle-Correlation-Id`, `Chronicle-Causation-Id` and the W3C
+ * `traceparent` of the append (when set), and `Chronicle-Metadata` (all the metadata, as JSON). `decode` turns a received message back into the event.
  */
-import { Envelope, StreamName } from "@chronicle/core"
+import { Envelope, StreamName, TraceContext } from "@chronicle/core"
 import { type MsgHdrs, headers as makeHeaders } from "@nats-io/transport-node"
 import { Result, Schema } from "effect"
 
@@ -30,6 +30,7 @@ export const Header = {
   recordedAt: "Chronicle-Recorded-At",
   correlationId: "Chronicle-Correlation-Id",
   causationId: "Chronicle-Causation-Id",
+  traceparent: TraceContext.field,
   metadata: "Chronicle-Metadata"
 } as const
 
@@ -51,6 +52,8 @@ export const headers = (event: Envelope.RecordedEvent): MsgHdrs => {
   result.set(Header.recordedAt, event.recordedAt.toISOString())
   if (event.metadata.correlationId !== undefined) result.set(Header.correlationId, event.metadata.correlationId)
   if (event.metadata.causationId !== undefined) result.set(Header.causationId, event.metadata.causationId)
+  const traceparent = event.metadata[TraceContext.field]
+  if (typeof traceparent === "string") result.set(Header.traceparent, traceparent)
   result.set(Header.metadata, JSON.stringify(event.metadata))
   return result
 }
@@ -62,7 +65,7 @@ const decodeMetadata = Schema.decodeUnknownResult(Schema.fromJsonString(Envelope
 const decodeData = Schema.decodeUnknownResult(Schema.fromJsonString(Schema.Json))
 
 const required: ReadonlyArray<string> = Object.values(Header).filter(
-  (name) => name !== Header.correlationId && name !== Header.causationId
+  (name) => name !== Header.correlationId && name !== Header.causationId && name !== Header.traceparent
 )
 
 /** Reads the event back from a message that a Chronicle publisher sent (a core `Msg` or a JetStream `JsMsg`). */

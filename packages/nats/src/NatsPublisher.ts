@@ -2,7 +2,8 @@
  * The outbox publisher for NATS JetStream, over the official `@nats-io` clients. Each event becomes one message (see
  * NatsMessage) on its subject, `chronicle.<category>.<type>` unless configured, with the event id as `msgID`, so
  * JetStream drops a repeat inside the stream's duplicate window. A batch is sent pipelined on one connection, which
- * keeps its order, and succeeds once JetStream has acknowledged every message of it.
+ * keeps its order, and succeeds once JetStream has acknowledged every message of it. Each batch is a span,
+ * `NatsPublisher.publish`, linked to the spans that appended its events (the messages carry their `traceparent`).
  *
  * The connection is opened by the first publish, not when the layer is built, so an app starts while the broker is
  * down: the outbox backs off and retries until it is up, and from then on the client reconnects by itself. The first
@@ -14,7 +15,7 @@
  */
 
 import type { Envelope } from "@chronicle/core"
-import { Publisher } from "@chronicle/core"
+import { Publisher, TraceContext } from "@chronicle/core"
 import {
   JetStreamApiCodes,
   JetStreamApiError,
@@ -150,7 +151,19 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       for (let start = 0; start < events.length; start += maxInFlight) {
         yield* sendWindow(js, events.slice(start, start + maxInFlight))
       }
-    })
+    }).pipe(
+      Effect.withSpan("NatsPublisher.publish", {
+        kind: "producer",
+        links: TraceContext.links(events),
+        attributes: {
+          "messaging.system": "nats",
+          "messaging.operation.type": "send",
+          "messaging.operation.name": "publish",
+          "messaging.batch.message_count": events.length,
+          "server.address": servers.join(",")
+        }
+      })
+    )
 
   return Publisher.Publisher.of({ publish })
 })

@@ -35,6 +35,13 @@ describe("NatsMessage", () => {
     assert.deepStrictEqual(NatsMessage.decode(message), Result.succeed(event))
   })
 
+  it("the append's W3C traceparent travels as the standard header, and only when the event has one", () => {
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    const traced = NatsMessage.headers({ ...event, metadata: { ...event.metadata, traceparent } })
+    assert.strictEqual(traced.get("traceparent"), traceparent)
+    assert.isFalse(received().headers.has("traceparent"))
+  })
+
   it("a message without Chronicle's headers fails to decode with the header it lacks", () => {
     const message = received()
     message.headers.delete(NatsMessage.Header.stream)

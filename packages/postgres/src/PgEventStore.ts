@@ -8,7 +8,7 @@
  * running (`pg_snapshot_xmin(pg_current_snapshot())`): everything under that bound is settled, nothing can appear
  * there later, and one statement reads under one snapshot. **Gotcha:** a long-open writing transaction anywhere on
  * the server holds every reader back (it never makes one skip); `horizonNow` reports which backend does it and
- * for how long.
+ * for how long, and sets the gauge `chronicle_horizon_age_seconds`.
  *
  * **Wake-ups.** Appends do not NOTIFY inside their transaction (that would serialise commits on the notify queue's
  * lock). Subscribers in this process are woken by the appends themselves (after the caller's commit, for appends in
@@ -22,12 +22,14 @@ import {
   type Envelope,
   EventStore,
   ExpectedVersion,
+  Instrumentation,
+  Metrics,
   Storable,
   StreamName,
   Subscription
 } from "@chronicle/core"
 import { PgClient, PgConnection } from "@effect/sql-pg"
-import { type Duration, Effect, Layer, Option, PubSub, Queue, RcRef, Stream } from "effect"
+import { type Duration, Effect, Layer, Metric, Option, PubSub, Queue, RcRef, Stream } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
 
@@ -396,7 +398,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 
 /**
  * Reports the read horizon and the backend holding it back, if any: the session whose open writing transaction is the
- * oldest on the server (`pg_stat_activity.backend_xid`), what it runs, and for how long its transaction has been open.
+ * oldest on the server (`pg_stat_activity.backend_xid`), what it runs, and for how long its transaction has been open;
+ * sets `Metrics.horizonAge` to that age (0 when no transaction holds it).
  */
 export const horizonNow: Effect.Effect<Horizon, EventStore.EventStoreError, SqlClient.SqlClient> = Effect.flatMap(
   SqlClient.SqlClient,
@@ -417,10 +420,18 @@ export const horizonNow: Effect.Effect<Horizon, EventStore.EventStoreError, SqlC
               : Option.some({ pid: row.pid, query: row.query ?? "", ageMs: row.age_ms ?? 0 })
         })
       ),
+      Effect.tap((horizon) =>
+        Metric.update(Metrics.horizonAge, horizon.holder._tag === "Some" ? horizon.holder.value.ageMs / 1000 : 0)
+      ),
       Effect.mapError((cause) => new EventStore.EventStoreError({ operation: "horizon", cause }))
     )
 )
 
-/** Provides the Postgres `EventStore` on the `PgClient` in context (run `PgMigrations` first). */
+/** Provides the Postgres `EventStore` on the `PgClient` in context, with spans and metrics (run `PgMigrations` first). */
 export const layer = (options: Options = {}): Layer.Layer<EventStore.EventStore, never, PgClient.PgClient> =>
-  Layer.effect(EventStore.EventStore, make(options))
+  Layer.effect(
+    EventStore.EventStore,
+    Effect.map(make(options), (store) =>
+      Instrumentation.eventStore(store, { system: "postgresql", collection: "chronicle_events" })
+    )
+  )

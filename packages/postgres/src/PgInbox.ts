@@ -9,7 +9,7 @@
  * **Gotcha:** only the handler's writes through the same `SqlClient` share the transaction; a call to another system
  * from the handler is not undone when the transaction rolls back.
  */
-import { Inbox } from "@chronicle/core"
+import { Inbox, Instrumentation } from "@chronicle/core"
 import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { withTransaction } from "./internal/Transaction.ts"
@@ -38,4 +38,7 @@ export const make: Effect.Effect<Inbox.Service, never, SqlClient.SqlClient> = Ef
 })
 
 /** Provides the Postgres `Inbox` on the `SqlClient` in context. */
-export const layer: Layer.Layer<Inbox.Inbox, never, SqlClient.SqlClient> = Layer.effect(Inbox.Inbox, make)
+export const layer: Layer.Layer<Inbox.Inbox, never, SqlClient.SqlClient> = Layer.effect(
+  Inbox.Inbox,
+  Effect.map(make, (inbox) => Instrumentation.inbox(inbox, { system: "postgresql", collection: "chronicle_inbox" }))
+)

@@ -3,7 +3,7 @@
  * `2_snapshots`), read by primary key and replaced by each save in one upsert. The state is kept as `jsonb`, written
  * through the state schema's JSON codec, so the loader decodes it with the same schema.
  */
-import { SnapshotStore } from "@chronicle/core"
+import { Instrumentation, SnapshotStore } from "@chronicle/core"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Option } from "effect"
 import type { SqlError } from "effect/sql"
@@ -59,4 +59,9 @@ export const make = Effect.gen(function* () {
 })
 
 /** Provides the Postgres `SnapshotStore` on the `PgClient` in context (run `PgMigrations` first). */
-export const layer: Layer.Layer<never, never, PgClient.PgClient> = Layer.effect(SnapshotStore.SnapshotStore, make)
+export const layer: Layer.Layer<never, never, PgClient.PgClient> = Layer.effect(
+  SnapshotStore.SnapshotStore,
+  Effect.map(make, (store) =>
+    Instrumentation.snapshotStore(store, { system: "postgresql", collection: "chronicle_snapshots" })
+  )
+)
