@@ -10,7 +10,7 @@
  * **Gotchas**: spans cost a little even when nothing exports them (Effect's native tracer keeps them in memory until
  * they end); `Effect.withTracerEnabled(false)` turns them into no-ops.
  */
-import { Duration, Effect, Metric, Stream } from "effect"
+import { Duration, Effect, Metric, Predicate, Stream } from "effect"
 import type { EventData } from "./Envelope.ts"
 import type * as EventStore from "./EventStore.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
@@ -46,7 +46,8 @@ export const eventStore = (store: EventStore.Service, options: Options = {}): Ev
   const noStackTrace = { captureStackTrace: false } as const
 
   const append = (stream: string, events: ReadonlyArray<EventData>, expected: ExpectedVersion.ExpectedVersion) => {
-    const category = StreamName.category(stream)
+    // Attributes come from input not yet validated (the store refuses bad input inside the span), so read it warily.
+    const category = typeof stream === "string" ? StreamName.category(stream) : ""
     return Effect.useSpan(
       "EventStore.append",
       {
@@ -55,8 +56,10 @@ export const eventStore = (store: EventStore.Service, options: Options = {}): Ev
           ...appendAttributes,
           "chronicle.stream": stream,
           "chronicle.category": category,
-          "chronicle.expected_version": ExpectedVersion.describe(expected),
-          "chronicle.event_count": events.length
+          "chronicle.expected_version": Predicate.hasProperty(expected, "_tag")
+            ? ExpectedVersion.describe(expected)
+            : String(expected),
+          "chronicle.event_count": Array.isArray(events) ? events.length : 0
         }
       },
       (span) =>
