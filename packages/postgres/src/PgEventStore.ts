@@ -1,7 +1,9 @@
 /**
  * The Postgres event store over `@effect/sql-pg`. One statement per append (the expected-version check, the
  * version numbers and the insert happen server-side in a single round trip), reads page by page, and a global order
- * that never skips an event committed late.
+ * that never skips an event committed late. Appends with an exact expected version that arrive while another is in
+ * flight share the next round trip and commit (group commit, `internal/GroupCommit`; `groupCommit: false` turns it
+ * off); appends inside a caller's transaction never do.
  *
  * **Global order.** Each event's position is `(the writing transaction's id << 20) + ordinal`. Transaction ids
  * (`xid8`) only grow, but transactions commit in any order, so a reader stops below the oldest transaction still
@@ -30,6 +32,7 @@ import { PgClient, PgConnection } from "@effect/sql-pg"
 import { type Duration, Effect, Layer, Option, PubSub, Queue, RcRef, Stream } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
+import * as GroupCommit from "./internal/GroupCommit.ts"
 
 /** How the store behaves; every field has a default. */
 export interface Options {
@@ -37,6 +40,11 @@ export interface Options {
   readonly pollInterval?: Duration.Input
   /** The LISTEN/NOTIFY channel that wakes subscribers in other processes; `"chronicle_events"` unless set. */
   readonly channel?: string
+  /**
+   * Whether appends with an exact expected version that arrive while another is in flight share its next round trip
+   * and commit (see the module doc); `true` unless set.
+   */
+  readonly groupCommit?: boolean
 }
 
 /** Who holds the read horizon back: the oldest running transaction that has written anything. */
@@ -152,6 +160,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const sql = yield* PgClient.PgClient
   const channel = options.channel ?? "chronicle_events"
   const pollInterval = options.pollInterval ?? "500 millis"
+  const commits = options.groupCommit === false ? undefined : yield* GroupCommit.make(sql)
   const statements = new Map<string, string>()
   const statementFor = (shape: AppendShape) => {
     const key = `${shape.expected}/${shape.single}/${shape.inTransaction}`
@@ -258,8 +267,21 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       const lockedInsert = sql.withTransaction(
         Effect.andThen(sql`SELECT pg_advisory_xact_lock(${appendLockClass}, hashtext(${stream}))`, insert)
       )
+      const exact = checked.expected
+      const grouped =
+        commits !== undefined && !inTransaction && (exact._tag === "Exact" || exact._tag === "NoStream")
+          ? commits.submit({
+              stream,
+              category: StreamName.category(stream),
+              expected: exact._tag === "Exact" ? exact.version : 0,
+              events: prepared,
+              alone: insert
+            })
+          : undefined
       for (let attempt = 1; attempt <= attempts; attempt++) {
-        const rows = yield* (attempt > 1 ? lockedInsert : inTransaction ? sql.withTransaction(insert) : insert).pipe(
+        // The first attempt of an exact-version append outside a transaction may share a round trip (GroupCommit).
+        const first = grouped ?? (inTransaction ? sql.withTransaction(insert) : insert)
+        const rows = yield* (attempt > 1 ? lockedInsert : first).pipe(
           Effect.catchReason("SqlError", "UniqueViolation", () => Effect.succeed([]))
         )
         const last = rows.at(-1)
