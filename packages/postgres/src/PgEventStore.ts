@@ -1,7 +1,7 @@
 /**
  * The Postgres event store over `@effect/sql-pg`. One statement per append (the expected-version check, the
- * version numbers and the insert happen server-side in a single round trip), reads page by page, and a global order
- * that never skips an event committed late. Appends with an exact expected version that arrive while another is in
+ * version numbers and the insert happen server-side in a single round trip), a stream read in one streamed statement,
+ * the log read page by page, and a global order that never skips an event committed late. Appends with an exact expected version that arrive while another is in
  * flight share the next round trip and commit (group commit, `internal/GroupCommit`; `groupCommit: false` turns it
  * off); appends inside a caller's transaction never do.
  *
@@ -303,27 +303,33 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       return yield* new EventStore.AppendContention({ stream, attempts })
     }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError("append", stream)(error))))
 
+  const readStreamStatement = `SELECT ${columns} FROM chronicle_events WHERE stream_id = $1 AND version >= $2 ORDER BY version`
+
+  // Without a page size a stream is read by one statement whose rows arrive as the consumer pulls them (the driver
+  // pauses the socket while it is behind), so a load costs one round trip and memory stays bounded for any length;
+  // the connection is held until the stream ends. With a page size, one statement per page.
   const readStream = (stream: string, readOptions: EventStore.ReadStreamOptions = {}) =>
     Stream.unwrap(
       Effect.map(Effect.fromResult(StreamName.validate(stream)), () => {
-        const pageSize = readOptions.pageSize ?? EventStore.defaultPageSize
-        return Stream.paginate(Math.max(1, readOptions.from ?? 1), (from: number) =>
-          sql
-            .unsafe<EventRow>(
-              `SELECT ${columns} FROM chronicle_events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3`,
-              [stream, from, pageSize]
-            )
-            .pipe(
-              Effect.map((rows) => {
-                const page = rows.map(toRecorded)
-                const last = page.at(-1)
-                return [
-                  page,
-                  last === undefined || page.length < pageSize ? Option.none<number>() : Option.some(last.version + 1)
-                ] as const
-              }),
-              Effect.mapError(storeError("readStream", stream))
-            )
+        const from = Math.max(1, readOptions.from ?? 1)
+        const pageSize = readOptions.pageSize
+        if (pageSize === undefined) {
+          return sql
+            .unsafe<EventRow>(readStreamStatement, [stream, from])
+            .stream.pipe(Stream.map(toRecorded), Stream.mapError(storeError("readStream", stream)))
+        }
+        return Stream.paginate(from, (from: number) =>
+          sql.unsafe<EventRow>(`${readStreamStatement} LIMIT $3`, [stream, from, pageSize]).pipe(
+            Effect.map((rows) => {
+              const page = rows.map(toRecorded)
+              const last = page.at(-1)
+              return [
+                page,
+                last === undefined || page.length < pageSize ? Option.none<number>() : Option.some(last.version + 1)
+              ] as const
+            }),
+            Effect.mapError(storeError("readStream", stream))
+          )
         )
       })
     )
