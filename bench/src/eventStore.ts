@@ -392,4 +392,61 @@ const notify: Bench.Section = {
 }
 
 /** The event store's sections, in the order they run. */
-export const sections: ReadonlyArray<Bench.Section> = [appends, load, readAll, notify]
+/** The p50 and p99 of some latencies, in milliseconds. */
+const percentiles = (latencies: Array<number>) => {
+  latencies.sort((a, b) => a - b)
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0
+  return `${at(0.5).toFixed(1)}/${at(0.99).toFixed(1)} ms`
+}
+
+const groupCommit: Bench.Section = {
+  name: "eventstore.groupcommit",
+  title: "Group commit: appends of 1 event with it off beside the raw INSERT; latency and batch sizes on and off",
+  run: ({ databaseUrl, quick }) =>
+    Effect.gen(function* () {
+      const { reps, seconds } = sizes(quick)
+      const { sql, store: on } = yield* setup
+      const off = yield* PgEventStore.make({ groupCommit: false })
+      const rawOne = rawInsertOne(sql)
+      const appendWith = (store: EventStore.Service, category: string, latencies?: Array<number>) =>
+        Effect.suspend(() => {
+          const start = performance.now()
+          return Effect.map(store.append(newStream(category), events(1), ExpectedVersion.noStream), () => {
+            latencies?.push(performance.now() - start)
+            return 1
+          })
+        })
+      yield* Bench.throughput(32, seconds / 2, () => appendWith(off, "warm"))
+      yield* Bench.throughput(32, seconds / 2, () => rawOne)
+      const rows: Array<Bench.Row> = []
+      for (const concurrency of [1, 8, 32]) {
+        const result = yield* Bench.interleave({
+          label: `group commit off, concurrency ${concurrency}`,
+          measure: Bench.eventsPerSecond,
+          reps,
+          ours: Bench.throughput(concurrency, seconds, () => appendWith(off, "off")),
+          raw: Bench.throughput(concurrency, seconds, () => rawOne)
+        })
+        // Latency on and off, and the batch sizes group commit formed (events per transaction), in one more run each.
+        const [latencyOn, latencyOff]: [Array<number>, Array<number>] = [[], []]
+        const category = `on${concurrency}`
+        yield* Bench.throughput(concurrency, seconds, () => appendWith(on, category, latencyOn))
+        yield* Bench.throughput(concurrency, seconds, () => appendWith(off, `off${concurrency}`, latencyOff))
+        const [sizes] = yield* sql<{ mean: number; largest: number }>`
+          SELECT avg(n)::float8 AS mean, max(n)::int4 AS largest FROM (
+            SELECT count(*) AS n FROM chronicle_events WHERE category = ${category} GROUP BY global_position >> 20) t`
+        rows.push(
+          Bench.row({
+            figure: `append 1 event to a new stream, group commit off, concurrency ${concurrency}`,
+            measure: Bench.eventsPerSecond,
+            ...result,
+            baseline: `INSERT 1 row, concurrency ${concurrency}`,
+            note: `p50/p99 on ${percentiles(latencyOn)}, off ${percentiles(latencyOff)}; batch size on: mean ${(sizes?.mean ?? 0).toFixed(1)}, max ${sizes?.largest ?? 0}`
+          })
+        )
+      }
+      return rows
+    }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
+}
+
+export const sections: ReadonlyArray<Bench.Section> = [appends, groupCommit, load, readAll, notify]

@@ -1,7 +1,9 @@
 /**
  * The Postgres event store over `@effect/sql-pg`. One statement per append (the expected-version check, the
- * version numbers and the insert happen server-side in a single round trip), reads page by page, and a global order
- * that never skips an event committed late.
+ * version numbers and the insert happen server-side in a single round trip), a stream read in one streamed statement,
+ * the log read page by page, and a global order that never skips an event committed late. Appends with an exact expected version that arrive while another is in
+ * flight share the next round trip and commit (group commit, `internal/GroupCommit`; `groupCommit: false` turns it
+ * off); appends inside a caller's transaction never do.
  *
  * **Global order.** Each event's position is `(the writing transaction's id << 20) + ordinal`. Transaction ids
  * (`xid8`) only grow, but transactions commit in any order, so a reader stops below the oldest transaction still
@@ -32,6 +34,7 @@ import { PgClient, PgConnection } from "@effect/sql-pg"
 import { type Duration, Effect, Layer, Metric, Option, PubSub, Queue, RcRef, Stream } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
+import * as GroupCommit from "./internal/GroupCommit.ts"
 
 /** How the store behaves; every field has a default. */
 export interface Options {
@@ -39,6 +42,11 @@ export interface Options {
   readonly pollInterval?: Duration.Input
   /** The LISTEN/NOTIFY channel that wakes subscribers in other processes; `"chronicle_events"` unless set. */
   readonly channel?: string
+  /**
+   * Whether appends with an exact expected version that arrive while another is in flight share its next round trip
+   * and commit (see the module doc); `true` unless set.
+   */
+  readonly groupCommit?: boolean
 }
 
 /** Who holds the read horizon back: the oldest running transaction that has written anything. */
@@ -154,6 +162,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const sql = yield* PgClient.PgClient
   const channel = options.channel ?? "chronicle_events"
   const pollInterval = options.pollInterval ?? "500 millis"
+  const commits = options.groupCommit === false ? undefined : yield* GroupCommit.make(sql)
   const statements = new Map<string, string>()
   const statementFor = (shape: AppendShape) => {
     const key = `${shape.expected}/${shape.single}/${shape.inTransaction}`
@@ -260,8 +269,21 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       const lockedInsert = sql.withTransaction(
         Effect.andThen(sql`SELECT pg_advisory_xact_lock(${appendLockClass}, hashtext(${stream}))`, insert)
       )
+      const exact = checked.expected
+      const grouped =
+        commits !== undefined && !inTransaction && (exact._tag === "Exact" || exact._tag === "NoStream")
+          ? commits.submit({
+              stream,
+              category: StreamName.category(stream),
+              expected: exact._tag === "Exact" ? exact.version : 0,
+              events: prepared,
+              alone: insert
+            })
+          : undefined
       for (let attempt = 1; attempt <= attempts; attempt++) {
-        const rows = yield* (attempt > 1 ? lockedInsert : inTransaction ? sql.withTransaction(insert) : insert).pipe(
+        // The first attempt of an exact-version append outside a transaction may share a round trip (GroupCommit).
+        const first = grouped ?? (inTransaction ? sql.withTransaction(insert) : insert)
+        const rows = yield* (attempt > 1 ? lockedInsert : first).pipe(
           Effect.catchReason("SqlError", "UniqueViolation", () => Effect.succeed([]))
         )
         const last = rows.at(-1)
@@ -283,27 +305,33 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       return yield* new EventStore.AppendContention({ stream, attempts })
     }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError("append", stream)(error))))
 
+  const readStreamStatement = `SELECT ${columns} FROM chronicle_events WHERE stream_id = $1 AND version >= $2 ORDER BY version`
+
+  // Without a page size a stream is read by one statement whose rows arrive as the consumer pulls them (the driver
+  // pauses the socket while it is behind), so a load costs one round trip and memory stays bounded for any length;
+  // the connection is held until the stream ends. With a page size, one statement per page.
   const readStream = (stream: string, readOptions: EventStore.ReadStreamOptions = {}) =>
     Stream.unwrap(
       Effect.map(Effect.fromResult(StreamName.validate(stream)), () => {
-        const pageSize = readOptions.pageSize ?? EventStore.defaultPageSize
-        return Stream.paginate(Math.max(1, readOptions.from ?? 1), (from: number) =>
-          sql
-            .unsafe<EventRow>(
-              `SELECT ${columns} FROM chronicle_events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3`,
-              [stream, from, pageSize]
-            )
-            .pipe(
-              Effect.map((rows) => {
-                const page = rows.map(toRecorded)
-                const last = page.at(-1)
-                return [
-                  page,
-                  last === undefined || page.length < pageSize ? Option.none<number>() : Option.some(last.version + 1)
-                ] as const
-              }),
-              Effect.mapError(storeError("readStream", stream))
-            )
+        const from = Math.max(1, readOptions.from ?? 1)
+        const pageSize = readOptions.pageSize
+        if (pageSize === undefined) {
+          return sql
+            .unsafe<EventRow>(readStreamStatement, [stream, from])
+            .stream.pipe(Stream.map(toRecorded), Stream.mapError(storeError("readStream", stream)))
+        }
+        return Stream.paginate(from, (from: number) =>
+          sql.unsafe<EventRow>(`${readStreamStatement} LIMIT $3`, [stream, from, pageSize]).pipe(
+            Effect.map((rows) => {
+              const page = rows.map(toRecorded)
+              const last = page.at(-1)
+              return [
+                page,
+                last === undefined || page.length < pageSize ? Option.none<number>() : Option.some(last.version + 1)
+              ] as const
+            }),
+            Effect.mapError(storeError("readStream", stream))
+          )
         )
       })
     )

@@ -8,3 +8,10 @@ StoreConformance.suite(
     Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer, { maxConnections: 24 }))
   )
 )
+
+StoreConformance.suite(
+  "PgEventStore without group commit",
+  PgEventStore.layer({ pollInterval: "100 millis", groupCommit: false }).pipe(
+    Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer, { maxConnections: 24 }))
+  )
+)

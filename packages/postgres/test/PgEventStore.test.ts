@@ -275,3 +275,39 @@ describe("PgEventStore when the database restarts", () => {
     120_000
   )
 })
+
+layer(StoreLive, { excludeTestServices: true })("PgEventStore stream reads", (it) => {
+  it.effect(
+    "a stream read without a page size is one streamed statement: whole, from a version, or cut short",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* EventStore.EventStore
+        const stream = streamOf("long")
+        const events = Array.from({ length: 3_000 }, (_, n) => event("Happened", { n }))
+        for (let from = 0; from < events.length; from += 500) {
+          yield* store.append(stream, events.slice(from, from + 500), ExpectedVersion.exact(from))
+        }
+        const whole = yield* Stream.runCollect(store.readStream(stream))
+        assert.deepStrictEqual(
+          whole.map((e) => e.eventId),
+          events.map((e) => e.eventId)
+        )
+        const paged = yield* Stream.runCollect(store.readStream(stream, { pageSize: 700 }))
+        assert.deepStrictEqual(paged, whole)
+        const tail = yield* Stream.runCollect(store.readStream(stream, { from: 2_990 }))
+        assert.deepStrictEqual(
+          tail.map((e) => e.version),
+          Array.from({ length: 11 }, (_, i) => 2_990 + i)
+        )
+        // Reads cut short give their connections back in working order: more of them than the pool holds, then a
+        // whole read again.
+        yield* Effect.forEach(
+          Array.from({ length: 40 }, (_, i) => i),
+          () => Stream.runCollect(Stream.take(store.readStream(stream), 5)),
+          { concurrency: 4, discard: true }
+        )
+        assert.strictEqual((yield* Stream.runCollect(store.readStream(stream))).length, 3_000)
+      }),
+    60_000
+  )
+})

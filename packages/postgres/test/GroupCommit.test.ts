@@ -1,0 +1,191 @@
+/**
+ * Group commit (internal/GroupCommit through PgEventStore): many concurrent appends that mix good ones, conflicts,
+ * repeats, ids taken by another append of the same batch and values the server refuses share round trips, and each
+ * caller gets exactly its own result; the database holds exactly the good appends, and some transactions did carry
+ * several appends.
+ */
+import { EventId, EventStore, ExpectedVersion } from "@chronicle/core"
+import { PgEventStore, PgMigrations } from "@chronicle/postgres"
+import { PgTest } from "@chronicle/testing"
+import { assert, layer } from "@effect/vitest"
+import { Effect, Exit, Layer, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+
+const StoreLive = PgEventStore.layer().pipe(
+  Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer, { maxConnections: 24 }))
+)
+
+const event = (data: unknown = { n: 1 }, eventId: string = EventId.random()) => ({
+  eventId,
+  type: "Happened",
+  schemaVersion: 1,
+  data: data as never,
+  metadata: {}
+})
+
+/** What one append should end with. */
+type Expect =
+  | { readonly _tag: "Written"; readonly version: number; readonly written: number }
+  | { readonly _tag: "Repeat"; readonly version: number }
+  | { readonly _tag: "Conflict"; readonly actual: number }
+  | { readonly _tag: "Refused" }
+
+interface Case {
+  readonly stream: string
+  readonly events: ReadonlyArray<ReturnType<typeof event>>
+  readonly expected: ExpectedVersion.ExpectedVersion
+  readonly expect: Expect
+}
+
+layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
+  it.effect(
+    "concurrent appends mixing conflicts, repeats and good appends each get exactly their own result",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* EventStore.EventStore
+        const sql = yield* SqlClient.SqlClient
+        const run = `gc${crypto.randomUUID().slice(0, 8)}`
+        const stream = (kind: string, i: number) => `${run}-${kind}${i}`
+
+        // Streams that already hold two events, for conflicts and repeats.
+        const existing = Array.from({ length: 20 }, (_, i) => ({
+          stream: stream("old", i),
+          events: [event({ i, k: 1 }), event({ i, k: 2 })]
+        }))
+        for (const { stream, events } of existing) yield* store.append(stream, events, ExpectedVersion.noStream)
+
+        // Two rounds of concurrent appends: 200 with every kind but a refused value, which would fail the batch it
+        // lands in as a whole (it lands in the one that carries nearly all of them); then 40 more with one of those.
+        const mixed = (from: number, count: number, refused: number) => {
+          const cases: Array<Case> = []
+          for (let i = from; i < from + count; i++) {
+            const old = existing[i % existing.length]!
+            switch (i % 10) {
+              case 0: // a stale exact version
+                cases.push({
+                  stream: old.stream,
+                  events: [event()],
+                  expected: ExpectedVersion.exact(1),
+                  expect: { _tag: "Conflict", actual: 2 }
+                })
+                break
+              case 1: // a new stream expected, but it exists
+                cases.push({
+                  stream: old.stream,
+                  events: [event()],
+                  expected: ExpectedVersion.noStream,
+                  expect: { _tag: "Conflict", actual: 2 }
+                })
+                break
+              case 2: // the first append again: a repeat, nothing written
+                cases.push({
+                  stream: old.stream,
+                  events: old.events,
+                  expected: ExpectedVersion.noStream,
+                  expect: { _tag: "Repeat", version: 2 }
+                })
+                break
+              case 3: // an id another stream holds
+                cases.push({
+                  stream: stream("stolen", i),
+                  events: [event(), event(undefined, old.events[0]!.eventId)],
+                  expected: ExpectedVersion.noStream,
+                  expect: { _tag: "Refused" }
+                })
+                break
+              case 4: // once: a value Postgres refuses (jsonb has no \u0000), which fails its whole batch
+                if (i !== refused) {
+                  cases.push({
+                    stream: stream("new", i),
+                    events: [event()],
+                    expected: ExpectedVersion.noStream,
+                    expect: { _tag: "Written", version: 1, written: 1 }
+                  })
+                  break
+                }
+                cases.push({
+                  stream: stream("nul", i),
+                  events: [event({ text: "a\u0000b" })],
+                  expected: ExpectedVersion.noStream,
+                  expect: { _tag: "Refused" }
+                })
+                break
+              case 5: // an exact version past the stream's end
+                cases.push({
+                  stream: stream("ahead", i),
+                  events: [event()],
+                  expected: ExpectedVersion.exact(3),
+                  expect: { _tag: "Conflict", actual: 0 }
+                })
+                break
+              default: // good appends of one to three events to new streams
+                cases.push({
+                  stream: stream("new", i),
+                  events: Array.from({ length: (i % 3) + 1 }, (_, k) => event({ i, k })),
+                  expected: ExpectedVersion.noStream,
+                  expect: { _tag: "Written", version: (i % 3) + 1, written: (i % 3) + 1 }
+                })
+            }
+          }
+          return cases
+        }
+        const cases = [...mixed(0, 200, -1), ...mixed(200, 40, 204)]
+        const appendAll = (cases: ReadonlyArray<Case>) =>
+          Effect.forEach(cases, ({ stream, events, expected }) => Effect.exit(store.append(stream, events, expected)), {
+            concurrency: "unbounded"
+          })
+        const outcomes = [...(yield* appendAll(cases.slice(0, 200))), ...(yield* appendAll(cases.slice(200)))]
+
+        for (const [i, outcome] of outcomes.entries()) {
+          const { stream, expect, events } = cases[i]!
+          const label = `case ${i} (${stream}, ${expect._tag})`
+          switch (expect._tag) {
+            case "Written":
+            case "Repeat": {
+              assert.isTrue(Exit.isSuccess(outcome), label)
+              if (!Exit.isSuccess(outcome)) break
+              assert.strictEqual(outcome.value.stream, stream, label)
+              assert.strictEqual(outcome.value.version, expect.version, label)
+              assert.strictEqual(outcome.value.written, expect._tag === "Written" ? expect.written : 0, label)
+              const stored = yield* Stream.runCollect(store.readStream(stream))
+              if (expect._tag === "Written") {
+                assert.deepStrictEqual(
+                  stored.map((e) => e.eventId),
+                  events.map((e) => e.eventId),
+                  label
+                )
+                assert.strictEqual(stored.at(-1)!.position, outcome.value.position, label)
+              }
+              break
+            }
+            case "Conflict": {
+              assert.isTrue(Exit.isFailure(outcome), label)
+              const error = yield* Effect.flip(outcome)
+              assert.strictEqual(error._tag, "ConcurrencyError", label)
+              if (error._tag === "ConcurrencyError") assert.strictEqual(error.actual, expect.actual, label)
+              break
+            }
+            case "Refused": {
+              assert.isTrue(Exit.isFailure(outcome), label)
+              assert.strictEqual(yield* store.streamVersion(stream), 0, label)
+            }
+          }
+        }
+        // The streams that existed before are untouched by the conflicts and repeats.
+        for (const { stream, events } of existing) {
+          const stored = yield* Stream.runCollect(store.readStream(stream))
+          assert.deepStrictEqual(
+            stored.map((e) => e.eventId),
+            events.map((e) => e.eventId)
+          )
+        }
+        // And the appends did share transactions: some transaction wrote to more than one stream.
+        const [shared] = yield* sql<{ n: number }>`
+          SELECT count(*)::int4 AS n FROM (
+            SELECT global_position >> 20 FROM chronicle_events WHERE stream_id LIKE ${`${run}-%`}
+            GROUP BY global_position >> 20 HAVING count(DISTINCT stream_id) > 1) t`
+        assert.isAbove(shared?.n ?? 0, 0)
+      }),
+    { timeout: 60_000 }
+  )
+})
