@@ -3,13 +3,19 @@
  * Postgres 18 (or uses `DATABASE_URL`) and an in-memory DuckDB, starts the funnel's DuckDB read model, then writes a
  * day of generated shop sessions (3,000 carts, seeded) in three parts, printing the funnel after each part as the
  * model follows the log. At the end it prints the funnel, the products most often removed before checkout and the
- * time to checkout from the read model.
+ * time to checkout two ways: from the read model, and by ad hoc SQL over the log exported to Parquet (the library
+ * function behind `chronicle export --format parquet`). The two must agree; the demo fails if they do not.
  */
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { isDeepStrictEqual } from "node:util"
+import { Export } from "@chronicle/cli"
 import { PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
-import { Console, Effect, Layer, Redacted } from "effect"
+import { Console, Effect, Layer, Redacted, Schema } from "effect"
 import * as CartFunnel from "./CartFunnel.ts"
 import * as DuckDb from "./DuckDb.ts"
 import * as ShopSessions from "./ShopSessions.ts"
@@ -30,6 +36,16 @@ const showReport = (report: CartFunnel.Report) =>
     `  first item to checkout, over ${report.timeToCheckout.carts} carts: median ${report.timeToCheckout.medianSeconds} s, mean ${report.timeToCheckout.meanSeconds} s`
   ].join("\n")
 
+/** The read model and the SQL over the export gave different reports: one of the two ways is wrong. */
+class ReportsDisagree extends Schema.TaggedError<ReportsDisagree>()("ReportsDisagree", {
+  fromModel: Schema.String,
+  fromExport: Schema.String
+}) {
+  override get message() {
+    return `the read model and the export disagree:\n${this.fromModel}\nversus\n${this.fromExport}`
+  }
+}
+
 const program = Effect.gen(function* () {
   yield* CartFunnel.create
   const runner = yield* DuckDb.start(CartFunnel.model)
@@ -44,8 +60,23 @@ const program = Effect.gen(function* () {
       `  after ${Math.min(start + part, carts)} carts, the DuckDB read model says: ${showFunnel(funnel)}`
     )
   }
+  const fromModel = yield* CartFunnel.fromModel()
   yield* Console.log("\nThe analytical read model (a projection into DuckDB, updated as events arrive):")
-  yield* Console.log(showReport(yield* CartFunnel.fromModel()))
+  yield* Console.log(showReport(fromModel))
+
+  const dir = yield* Effect.acquireRelease(
+    Effect.promise(() => mkdtemp(join(tmpdir(), "chronicle-analytics-"))),
+    (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+  )
+  const file = join(dir, "cart.parquet")
+  const exported = yield* Export.run({ file, format: "parquet", categories: ["cart"] })
+  const fromExport = yield* CartFunnel.fromExport(file)
+  yield* Console.log(`\nAd hoc SQL over the log exported to Parquet (${exported.events} events):`)
+  yield* Console.log(showReport(fromExport))
+  if (!isDeepStrictEqual(fromModel, fromExport)) {
+    return yield* new ReportsDisagree({ fromModel: showReport(fromModel), fromExport: showReport(fromExport) })
+  }
+  yield* Console.log("\nBoth ways agree.")
 }).pipe(Effect.scoped)
 
 const Live = Layer.mergeAll(PgEventStore.layer(), PgProjection.layerServices(), DuckDb.layer(":memory:")).pipe(

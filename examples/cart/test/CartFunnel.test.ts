@@ -4,6 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
+import { Export } from "@chronicle/cli"
 import { EventStore } from "@chronicle/core"
 import { PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
@@ -116,47 +117,62 @@ const handMadeReport: CartFunnel.Report = {
 const withDuckDb = <A, E, R>(file: string, effect: Effect.Effect<A, E, R>) =>
   effect.pipe(Effect.provide(DuckDb.layer(file)))
 
+const temporaryDirectory = Effect.acquireRelease(
+  Effect.promise(() => mkdtemp(join(tmpdir(), "funnel-"))),
+  (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+)
+
+/** The report by SQL over the log exported to Parquet, as `chronicle export --format parquet` writes it. */
+const exportedReport = (dir: string, name: string) =>
+  Effect.gen(function* () {
+    const file = join(dir, `${name}.parquet`)
+    yield* Export.run({ file, format: "parquet", categories: ["cart"] })
+    return yield* withDuckDb(":memory:", CartFunnel.fromExport(file))
+  })
+
 const reset = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`TRUNCATE chronicle_events, chronicle_checkpoints`)
 
 layer(Live, { excludeTestServices: true, timeout: 120_000 })("cart funnel", (it) => {
-  it.effect("the DuckDB read model gives the hand-worked answer, and a generated shop's exact reference", () =>
-    Effect.gen(function* () {
-      yield* reset
-      yield* ShopSessions.append(handMade)
-      assert.deepStrictEqual(reference(handMade), handMadeReport)
-      const handMadeModel = yield* withDuckDb(
-        ":memory:",
-        Effect.andThen(CartFunnel.create, Effect.andThen(DuckDb.catchUp(CartFunnel.model), CartFunnel.fromModel()))
-      )
-      assert.deepStrictEqual(handMadeModel, handMadeReport)
+  it.effect(
+    "the read model and SQL over the Parquet export give the hand-worked answer, and agree on a generated shop",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* temporaryDirectory
+        yield* reset
+        yield* ShopSessions.append(handMade)
+        assert.deepStrictEqual(reference(handMade), handMadeReport)
+        const handMadeModel = yield* withDuckDb(
+          ":memory:",
+          Effect.andThen(CartFunnel.create, Effect.andThen(DuckDb.catchUp(CartFunnel.model), CartFunnel.fromModel()))
+        )
+        assert.deepStrictEqual(handMadeModel, handMadeReport)
+        assert.deepStrictEqual(yield* exportedReport(dir, "hand-made"), handMadeReport)
 
-      yield* reset
-      const sessions = ShopSessions.generate({ carts: 600, seed: 11 })
-      yield* ShopSessions.append(sessions)
-      const expected = reference(sessions)
-      const report = yield* withDuckDb(
-        ":memory:",
-        Effect.andThen(CartFunnel.create, Effect.andThen(DuckDb.catchUp(CartFunnel.model), CartFunnel.fromModel()))
-      )
-      assert.deepStrictEqual(report.funnel, expected.funnel)
-      assert.deepStrictEqual(report.topRemoved, expected.topRemoved)
-      assert.strictEqual(report.timeToCheckout.carts, expected.timeToCheckout.carts)
-      assert.strictEqual(report.timeToCheckout.medianSeconds, expected.timeToCheckout.medianSeconds)
-      // The mean is a long decimal: DuckDB and JavaScript may round its last digit apart.
-      assert.closeTo(report.timeToCheckout.meanSeconds!, expected.timeToCheckout.meanSeconds!, 0.11)
-      assert.isAbove(expected.funnel.removed, 50)
-      assert.isAbove(expected.funnel.checkedOut, 200)
-    })
+        yield* reset
+        const sessions = ShopSessions.generate({ carts: 600, seed: 11 })
+        yield* ShopSessions.append(sessions)
+        const expected = reference(sessions)
+        const report = yield* withDuckDb(
+          ":memory:",
+          Effect.andThen(CartFunnel.create, Effect.andThen(DuckDb.catchUp(CartFunnel.model), CartFunnel.fromModel()))
+        )
+        assert.deepStrictEqual(yield* exportedReport(dir, "generated"), report)
+        assert.deepStrictEqual(report.funnel, expected.funnel)
+        assert.deepStrictEqual(report.topRemoved, expected.topRemoved)
+        assert.strictEqual(report.timeToCheckout.carts, expected.timeToCheckout.carts)
+        assert.strictEqual(report.timeToCheckout.medianSeconds, expected.timeToCheckout.medianSeconds)
+        // The mean is a long decimal: DuckDB and JavaScript may round its last digit apart.
+        assert.closeTo(report.timeToCheckout.meanSeconds!, expected.timeToCheckout.meanSeconds!, 0.11)
+        assert.isAbove(expected.funnel.removed, 50)
+        assert.isAbove(expected.funnel.checkedOut, 200)
+      }).pipe(Effect.scoped)
   )
 
   it.effect("a process running the model killed mid-batch (SIGKILL) and restarted ends with the same answer", () =>
     Effect.gen(function* () {
       yield* reset
       const url = yield* DatabaseUrl
-      const dir = yield* Effect.acquireRelease(
-        Effect.promise(() => mkdtemp(join(tmpdir(), "funnel-"))),
-        (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
-      )
+      const dir = yield* temporaryDirectory
       const file = join(dir, "funnel.duckdb")
       const sessions = ShopSessions.generate({ carts: 250, seed: 5 })
       yield* ShopSessions.append(sessions)
