@@ -3,7 +3,8 @@
  * installs the tarballs with npm into a scratch app in a temporary directory (with the README's install line), then
  * typechecks the app (strict) against the published declarations alone and runs it with plain Node — the oldest
  * version the README claims, and the repo's Node 24: the README's minimal app on the zero-set-up Postgres, and an
- * in-memory app with a projection (test/packaging/). Each run must load exactly one copy of `effect`, the app's own.
+ * in-memory app with a projection (test/packaging/), and the installed `chronicle --help` (through its `bin` link and
+ * shebang, with that Node first on the PATH). Each app run must load exactly one copy of `effect`, the app's own.
  * The typecheck covers each package README's example too.
  * The app's tsconfig is strict but leaves out `exactOptionalPropertyTypes` (the NATS client's declarations fail it) and
  * adds the DOM lib (Effect's declarations name Web Crypto types that @types/node lacks); `skipLibCheck` is off, so
@@ -149,7 +150,12 @@ describe.concurrent("the published packages in an app of their own", () => {
     })
     const chronicle = stdout.split("\n").filter((file) => file.includes("/node_modules/@chronicle/"))
     expect(chronicle.filter((file) => !/\/node_modules\/@chronicle\/[^/]+\/dist\/.*\.d\.ts$/.test(file))).toEqual([])
-    for (const entry of ["core/dist/index.d.ts", "postgres/dist/embedded.d.ts", "nats/dist/index.d.ts"])
+    for (const entry of [
+      "core/dist/index.d.ts",
+      "postgres/dist/embedded.d.ts",
+      "nats/dist/index.d.ts",
+      "cli/dist/index.d.ts"
+    ])
       expect(chronicle.some((file) => file.endsWith(`/@chronicle/${entry}`))).toBe(true)
   }, 300_000)
 
@@ -178,6 +184,13 @@ describe.concurrent("the published packages in an app of their own", () => {
       expect(stdout).toContain("account-42: version 2, balance 15")
       expect(stdout).toMatch(/v1 Deposited\n\s+v2 Deposited/)
       expect(copies).toEqual([join(app, "node_modules/effect")])
+    }, 300_000)
+
+    it(`runs the installed chronicle command with ${label}`, async () => {
+      const node = await binary()
+      const env = plainEnv({ PATH: `${dirname(node)}:${process.env.PATH ?? ""}` })
+      const { stdout } = await run(join(app, "node_modules/.bin/chronicle"), ["--help"], { cwd: app, env })
+      expect(stdout).toContain("chronicle <subcommand>")
     }, 300_000)
 
     it(`runs the in-memory store and a projection with ${label}`, async () => {

@@ -1,5 +1,13 @@
 /** The database a command works on, and the stores it builds there from the app's config module. */
-import { CryptoShredding, type EventStore, EventVersions, type KeyStore, Upcasting } from "@chronicle/core"
+import {
+  type CheckpointStore,
+  CryptoShredding,
+  type DeadLetters,
+  type EventStore,
+  EventVersions,
+  type KeyStore,
+  Upcasting
+} from "@chronicle/core"
 import { PgCheckpointStore, PgDeadLetters, PgEventStore, PgKeyStore } from "@chronicle/postgres"
 import { PgClient } from "@effect/sql-pg"
 import { Config, Effect, Layer, Option, Redacted } from "effect"
@@ -70,4 +78,8 @@ export const appStore = (config: AppConfig): Layer.Layer<EventStore.EventStore, 
 }
 
 /** The checkpoints and dead letters of projections in Postgres. */
-export const projectionServices = Layer.mergeAll(PgCheckpointStore.layer, PgDeadLetters.layer)
+export const projectionServices: Layer.Layer<
+  CheckpointStore.CheckpointStore | DeadLetters.DeadLetters,
+  never,
+  SqlClient.SqlClient
+> = Layer.mergeAll(PgCheckpointStore.layer, PgDeadLetters.layer)
