@@ -141,7 +141,8 @@ const contended = Layer.effect(
 )
 
 describe("Instrumentation of command handling", () => {
-  it.effect("a command is a span: each attempt loads, decides and appends, and a retry is a second attempt", () =>
+  // Live clock: the retry waits out the shared jittered backoff, which a TestClock would never advance.
+  it.live("a command is a span: each attempt loads, decides and appends, and a retry is a second attempt", () =>
     Effect.gen(function* () {
       const recorder = SpanRecorder.make()
       yield* CommandHandler.handle(Counter, "1", { _tag: "Count", by: 2 }).pipe(Effect.withTracer(recorder.tracer))
