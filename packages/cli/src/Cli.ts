@@ -7,7 +7,15 @@
  * with `--verbose`). Ctrl-C stops a long job cleanly: a rebuild leaves the live read model as it was, an export and
  * the event upgrade keep what they committed and go on from there when run again.
  */
-import { type Aggregate, Decider, type Envelope, EventStore, KeyStore, StreamName } from "@chronicle/core"
+import {
+  type Aggregate,
+  CryptoShredding,
+  Decider,
+  type Envelope,
+  EventStore,
+  type KeyStore,
+  StreamName
+} from "@chronicle/core"
 import { PgEventStore, PgEventUpgrade, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Config, Console, Effect, Exit, Layer, Logger, Option, Result, Schema, Stream } from "effect"
@@ -831,28 +839,21 @@ const forget = Command.make(
         const config = yield* loadConfig
         const sql = yield* SqlClient.SqlClient
         const keys = Database.keyStore(config, "forget")
-        const before = yield* sql<{ has_key: boolean; forgotten_at: Date | null }>`
-          SELECT wrapped_key IS NOT NULL AS has_key, forgotten_at FROM chronicle_keys WHERE subject = ${subject}`
-        const already = before[0]?.forgotten_at ?? null
-        if (already !== null) {
-          return yield* emit(
-            json,
-            { subject, forgotten: true, alreadyForgottenAt: already, keyDeleted: false },
-            () => `${subject} was already forgotten at ${time(already)}: nothing to do`
-          )
-        }
-        if (!yes) {
+        const before = yield* sql<{ forgotten: boolean }>`
+          SELECT forgotten_at IS NOT NULL AS forgotten FROM chronicle_keys WHERE subject = ${subject}`
+        if (!yes && before[0]?.forgotten !== true) {
           yield* confirm(
             `Forget ${subject}? Their data key is deleted for good: their personal fields read as redacted from now on`,
             `forget ${subject}`
           )
         }
-        yield* KeyStore.forget(subject).pipe(Effect.provide(keys))
-        const hadKey = before[0]?.has_key === true
-        return yield* emit(json, { subject, forgotten: true, keyDeleted: hadKey }, () =>
-          hadKey
-            ? `forgot ${subject}: deleted their data key; their personal fields now read as redacted, and no new key will be made for them`
-            : `forgot ${subject}: they had no data key (nothing of theirs was sealed); recorded as forgotten, so none will be made`
+        const done = yield* CryptoShredding.forget(subject).pipe(
+          Effect.provide(Layer.merge(keys, PgEventStore.layer()))
+        )
+        return yield* emit(json, { subject, forgotten: true, now: done.now, position: done.position.toString() }, () =>
+          done.now
+            ? `forgot ${subject}: recorded SubjectForgotten at position ${done.position} and deleted their data key; their personal fields now read as redacted, and no new key will be made for them`
+            : `${subject} was already forgotten (SubjectForgotten at position ${done.position}): nothing to do`
         )
       })
     )

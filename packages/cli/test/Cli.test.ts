@@ -254,7 +254,7 @@ describe("chronicle", () => {
         CHRONICLE_MASTER_KEY: masterKey
       })
     )
-    assert.deepStrictEqual(shown.events.at(-1).state, { holder: "", balance: 2500, open: false })
+    assert.deepStrictEqual(shown.events.at(-1).state, { customerId: "", holder: "", balance: 2500, open: false })
     const none = await chronicle(["events", "migrate", "--config", bankConfig], { CHRONICLE_MASTER_KEY: masterKey })
     assert.strictEqual(none.stdout.trim(), "every event is at its current version: nothing to migrate")
     const noKey = await chronicle(["events", "migrate", "--config", bankConfig], { CHRONICLE_MASTER_KEY: undefined })
@@ -286,9 +286,9 @@ describe("chronicle", () => {
       CHRONICLE_MASTER_KEY: masterKey
     })
     assert.strictEqual(forgot.code, 0, forgot.stderr)
-    assert.match(forgot.stdout, /^forgot cust-1: deleted their data key/)
+    assert.match(forgot.stdout, /^forgot cust-1: recorded SubjectForgotten at position \d+ and deleted their data key/)
     assert.deepStrictEqual(await keys(), [{ subject: "cust-1", wrapped_key: null }])
     const again = json(await chronicle(["forget", "cust-1", "--json"], { CHRONICLE_MASTER_KEY: masterKey }))
-    assert.deepInclude(again, { subject: "cust-1", forgotten: true, keyDeleted: false })
+    assert.deepInclude(again, { subject: "cust-1", forgotten: true, now: false })
   })
 })
