@@ -45,10 +45,19 @@ export class DuckDb extends Context.Service<DuckDb, Service>()("@chronicle/examp
 /** Opens the DuckDB database at `path` (`":memory:"` for one in memory) until the scope closes. */
 export const make = (path: string): Effect.Effect<Service, DuckDbError, Scope.Scope> =>
   Effect.gen(function* () {
+    // The instance holds the file's lock: closing only the connection would leave it held until garbage collection,
+    // and another process opening the file in the meantime would fail.
+    const instance = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => DuckDBInstance.create(path),
+        catch: (cause) => new DuckDbError({ sql: `open ${path}`, cause })
+      }),
+      (instance) => Effect.sync(() => instance.closeSync())
+    )
     const connection = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: async () => (await DuckDBInstance.create(path)).connect(),
-        catch: (cause) => new DuckDbError({ sql: `open ${path}`, cause })
+        try: () => instance.connect(),
+        catch: (cause) => new DuckDbError({ sql: `connect ${path}`, cause })
       }),
       (connection) => Effect.sync(() => connection.closeSync())
     )
