@@ -262,7 +262,9 @@ export const run = (
     // The staging files are removed once the sink that used them has closed them.
     const result = yield* Effect.scoped(exportTo(options, paths))
     yield* removeStaging(paths.staging)
-    yield* Effect.promise(() => rm(paths.checkpoint, { force: true }))
+    yield* Effect.promise(() =>
+      Promise.all([rm(paths.checkpoint, { force: true }), rm(`${paths.checkpoint}.next`, { force: true })])
+    )
     return result
   })
 
@@ -289,13 +291,13 @@ const exportTo = (options: Options, paths: ReturnType<typeof partialPaths>) =>
     let position = resumed === undefined ? from - 1n : BigInt(resumed.position)
     let done = resumed?.events ?? 0
     const total = options.count === undefined ? undefined : done + (yield* options.count(position, head))
+    // Written aside and renamed over the old one, so an interrupt or crash mid-write never leaves a torn record.
     const save = (bytes: number) =>
-      attempt(file, "recording progress", () =>
-        writeFile(
-          paths.checkpoint,
-          JSON.stringify({ format, categories, from: String(from), position: String(position), events: done, bytes })
-        )
-      )
+      attempt(file, "recording progress", async () => {
+        const record = { format, categories, from: String(from), position: String(position), events: done, bytes }
+        await writeFile(`${paths.checkpoint}.next`, JSON.stringify(record))
+        await rename(`${paths.checkpoint}.next`, paths.checkpoint)
+      })
     yield* save(resumed?.bytes ?? 0)
     if (options.onProgress !== undefined) yield* options.onProgress({ done, total })
 
