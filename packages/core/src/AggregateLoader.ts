@@ -12,6 +12,8 @@
  * updates `chronicle_load_duration_seconds`, `chronicle_load_events_folded` and the snapshot counters (used, ignored
  * by reason, saved).
  *
+ * `loadAsOf` loads the state after a given version, for tools that look back (the stream browser).
+ *
  * The shape, for code built on it: `load` gives a `Loaded` (state, version, the ids of the events read, the snapshot
  * version it started from); `saveIfDue` takes that `Loaded` and the state a command reached.
  */
@@ -49,7 +51,7 @@ class SnapshotMismatch extends Data.TaggedError("SnapshotMismatch")<{ readonly f
 const foldStream = <C, E extends Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   stream: string,
-  start: { readonly state: S; readonly snapshot?: Snapshot }
+  start: { readonly state: S; readonly snapshot?: Snapshot; readonly to?: number }
 ): Effect.Effect<Loaded<S>, LoadError | SnapshotMismatch, EventStore> =>
   Effect.gen(function* () {
     const store = yield* EventStore
@@ -60,7 +62,8 @@ const foldStream = <C, E extends Tagged, S, Err>(
     const eventIds = new Set<string>()
     // The event `evolve` is applying: a throw in it is a bug in the domain, reported as a defect that names it.
     let folding: RecordedEvent | undefined
-    yield* Stream.runForEachArray(store.readStream(stream, { from: Math.max(1, snapshotVersion) }), (page) =>
+    const range = { from: Math.max(1, snapshotVersion), ...(start.to === undefined ? {} : { to: start.to }) }
+    yield* Stream.runForEachArray(store.readStream(stream, range), (page) =>
       Effect.suspend((): Effect.Effect<void, EventCodec.EventDecodeError | SnapshotMismatch> => {
         for (const recorded of page) {
           if (anchor !== undefined) {
@@ -188,6 +191,20 @@ export const load = <C, E extends Tagged, S, Err>(
       }
     })
   )
+
+/**
+ * Loads aggregate `id` as of `version`: the state after its first `version` events (all of them when the stream is
+ * shorter), folded from the first event without snapshots. For looking back ("why is the state what it is").
+ */
+export const loadAsOf = <C, E extends Tagged, S, Err>(
+  aggregate: Aggregate.Aggregate<C, E, S, Err>,
+  id: string,
+  version: number
+): Effect.Effect<Loaded<S>, LoadError, EventStore> =>
+  foldStream(aggregate, StreamName.make(aggregate.category, id), {
+    state: aggregate.decider.initialState,
+    to: version
+  }).pipe(Effect.catchTag("SnapshotMismatch", Effect.die))
 
 /** The state a command reached: what `saveIfDue` may snapshot. */
 export interface Reached<State> {

@@ -176,10 +176,14 @@ export interface ReadAllOptions {
   readonly pageSize?: number
 }
 
-/** Where to start reading a stream. */
+/** Which versions of a stream to read, and in which order. */
 export interface ReadStreamOptions {
   /** The first version to read (inclusive); 1, the default, reads the whole stream. */
   readonly from?: number
+  /** The last version to read (inclusive); the stream's end unless set ("as of" a version). */
+  readonly to?: number
+  /** `"forward"` (the default) reads oldest first; `"backward"` reads newest first, from `to` down to `from`. */
+  readonly direction?: "forward" | "backward"
   /** How many events one page reads; 1,000 unless set. */
   readonly pageSize?: number
 }
@@ -195,7 +199,7 @@ export interface Service {
     events: ReadonlyArray<EventData>,
     expected: ExpectedVersion.ExpectedVersion
   ) => Effect.Effect<AppendResult, AppendError>
-  /** Reads a stream forward from a version, page by page; an unknown stream reads as empty. */
+  /** Reads the versions `from`..`to` of a stream, page by page, forward or backward; an unknown stream reads as empty. */
   readonly readStream: (
     stream: string,
     options?: ReadStreamOptions
@@ -384,6 +388,12 @@ export const matches = (options: ReadAllOptions, event: Pick<RecordedEvent, "str
 /** How many events a page reads unless the caller says otherwise. */
 export const defaultPageSize = 1_000
 
+/** The inclusive version range `options` ask for: 1 up to the highest version a stream can reach unless set. */
+export const streamRange = (options: ReadStreamOptions): { readonly from: number; readonly to: number } => ({
+  from: Math.max(1, options.from ?? 1),
+  to: Math.min(options.to ?? 2_147_483_647, 2_147_483_647)
+})
+
 /**
  * Builds an in-memory event store: the same semantics as the Postgres store (expected versions, all-or-nothing,
  * idempotent appends, global order, live subscriptions), safe under concurrent fibers because every append is one
@@ -443,12 +453,22 @@ export const makeMemory: Effect.Effect<Service> = Effect.gen(function* () {
   const readStream = (stream: string, options: ReadStreamOptions = {}) =>
     Stream.unwrap(
       Effect.map(validStream(stream), () => {
-        const from = Math.max(1, options.from ?? 1)
+        const { from, to } = streamRange(options)
         const pageSize = options.pageSize ?? defaultPageSize
-        return Stream.paginate(from, (version: number) =>
+        const history = () => (streams.get(stream) ?? []).slice(from - 1, to)
+        if (options.direction === "backward") {
+          return Stream.paginate(0, (skip: number) =>
+            Effect.sync(() => {
+              const all = history()
+              const page = all.slice(Math.max(0, all.length - skip - pageSize), all.length - skip).reverse()
+              return [page, page.length < pageSize ? Option.none<number>() : Option.some(skip + pageSize)] as const
+            })
+          )
+        }
+        return Stream.paginate(0, (skip: number) =>
           Effect.sync(() => {
-            const page = (streams.get(stream) ?? []).slice(version - 1, version - 1 + pageSize)
-            return [page, page.length < pageSize ? Option.none<number>() : Option.some(version + pageSize)] as const
+            const page = history().slice(skip, skip + pageSize)
+            return [page, page.length < pageSize ? Option.none<number>() : Option.some(skip + pageSize)] as const
           })
         )
       })

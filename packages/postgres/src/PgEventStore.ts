@@ -305,7 +305,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       return yield* new EventStore.AppendContention({ stream, attempts })
     }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError("append", stream)(error))))
 
-  const readStreamStatement = `SELECT ${columns} FROM chronicle_events WHERE stream_id = $1 AND version >= $2 ORDER BY version`
+  const readStreamStatement = (backward: boolean) =>
+    `SELECT ${columns} FROM chronicle_events WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version${backward ? " DESC" : ""}`
 
   // Without a page size a stream is read by one statement whose rows arrive as the consumer pulls them (the driver
   // pauses the socket while it is behind), so a load costs one round trip and memory stays bounded for any length;
@@ -313,25 +314,34 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const readStream = (stream: string, readOptions: EventStore.ReadStreamOptions = {}) =>
     Stream.unwrap(
       Effect.map(Effect.fromResult(StreamName.validate(stream)), () => {
-        const from = Math.max(1, readOptions.from ?? 1)
+        const { from, to } = EventStore.streamRange(readOptions)
+        const backward = readOptions.direction === "backward"
         const pageSize = readOptions.pageSize
         if (pageSize === undefined) {
           return sql
-            .unsafe<EventRow>(readStreamStatement, [stream, from])
+            .unsafe<EventRow>(readStreamStatement(backward), [stream, from, to])
             .stream.pipe(Stream.map(toRecorded), Stream.mapError(storeError("readStream", stream)))
         }
-        return Stream.paginate(from, (from: number) =>
-          sql.unsafe<EventRow>(`${readStreamStatement} LIMIT $3`, [stream, from, pageSize]).pipe(
-            Effect.map((rows) => {
-              const page = rows.map(toRecorded)
-              const last = page.at(-1)
-              return [
-                page,
-                last === undefined || page.length < pageSize ? Option.none<number>() : Option.some(last.version + 1)
-              ] as const
-            }),
-            Effect.mapError(storeError("readStream", stream))
-          )
+        // The cursor is the next version to read: the lowest still unread forward, the highest backward.
+        return Stream.paginate(backward ? to : from, (cursor: number) =>
+          sql
+            .unsafe<EventRow>(
+              `${readStreamStatement(backward)} LIMIT $4`,
+              backward ? [stream, from, cursor, pageSize] : [stream, cursor, to, pageSize]
+            )
+            .pipe(
+              Effect.map((rows) => {
+                const page = rows.map(toRecorded)
+                const last = page.at(-1)
+                return [
+                  page,
+                  last === undefined || page.length < pageSize
+                    ? Option.none<number>()
+                    : Option.some(backward ? last.version - 1 : last.version + 1)
+                ] as const
+              }),
+              Effect.mapError(storeError("readStream", stream))
+            )
         )
       })
     )

@@ -1,7 +1,8 @@
 /**
  * The event-store conformance suite: every promise of the `EventStore` contract as vitest tests, which every store (in
  * memory, Postgres) registers with one call. It covers expected versions, all-or-nothing appends, typed validation
- * errors, idempotent retries, stream and global order, paging, filters, `head`, live subscriptions, and concurrent
+ * errors, idempotent retries, stream and global order, paging, reading up to a version and
+ * backward, filters, `head`, live subscriptions, and concurrent
  * writers with a concurrent reader. Property-based fuzzing checks that bad input of every class gets the same typed
  * reason as from the in-memory store and writes nothing, and that Unicode text round-trips exactly.
  *
@@ -517,6 +518,33 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
             assert.deepStrictEqual(idsOf(yield* readStream(stream, { pageSize })), whole, `page size ${pageSize}`)
             assert.deepStrictEqual(idsOf(yield* readStream(stream, { from: 2, pageSize })), whole.slice(1))
           }
+        })
+      )
+
+      it.effect("a stream reads up to a version, and backward (newest first), in any page size", () =>
+        Effect.gen(function* () {
+          const stream = newStream()
+          yield* append(stream, newEvents(7), ExpectedVersion.noStream)
+          const whole = idsOf(yield* readStream(stream))
+          // No page size: one streamed read where the store has one.
+          for (const paging of [{}, ...[1, 2, 3, 7, 8].map((pageSize) => ({ pageSize }))] as const) {
+            assert.deepStrictEqual(idsOf(yield* readStream(stream, { to: 4, ...paging })), whole.slice(0, 4))
+            assert.deepStrictEqual(
+              idsOf(yield* readStream(stream, { direction: "backward", ...paging })),
+              whole.toReversed(),
+              `paging ${JSON.stringify(paging)}`
+            )
+            assert.deepStrictEqual(
+              versionsOf(yield* readStream(stream, { from: 2, to: 5, direction: "backward", ...paging })),
+              [5, 4, 3, 2]
+            )
+          }
+          assert.deepStrictEqual(
+            versionsOf(yield* readStream(stream, { to: 9, direction: "backward", pageSize: 2 })),
+            [7, 6, 5, 4, 3, 2, 1]
+          )
+          assert.deepStrictEqual(yield* readStream(stream, { to: 0 }), [])
+          assert.deepStrictEqual(yield* readStream(newStream(), { direction: "backward" }), [])
         })
       )
 
