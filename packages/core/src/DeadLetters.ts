@@ -35,6 +35,8 @@ export interface Service {
   readonly park: (letter: DeadLetter) => Effect.Effect<void, DeadLetterError>
   /** The events `projection` parked, in global order. */
   readonly list: (projection: string) => Effect.Effect<ReadonlyArray<DeadLetter>, DeadLetterError>
+  /** Removes the letter `projection` parked at `position` (handled or given up); true when there was one. */
+  readonly discard: (projection: string, position: bigint) => Effect.Effect<boolean, DeadLetterError>
 }
 
 /** Where projections park the events they could not handle. */
@@ -61,7 +63,8 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
         [...letters.values()]
           .filter((letter) => letter.projection === projection)
           .sort((a, b) => (a.position < b.position ? -1 : 1))
-      )
+      ),
+    discard: (projection, position) => Effect.sync(() => letters.delete(`${projection}\u0000${position}`))
   }
 })
 

@@ -50,7 +50,15 @@ export const make: Effect.Effect<DeadLetters.Service, never, SqlClient.SqlClient
       Effect.mapError(failed(projection))
     )
 
-  return { park, list }
+  const discard = (projection: string, position: bigint) =>
+    sql<{ projection: string }>`
+      DELETE FROM chronicle_dead_letters WHERE projection = ${projection} AND global_position = ${position}
+      RETURNING projection`.pipe(
+      Effect.map((rows) => rows.length > 0),
+      Effect.mapError(failed(projection))
+    )
+
+  return { park, list, discard }
 })
 
 /** Provides the Postgres `DeadLetters` on the `SqlClient` in context. */
