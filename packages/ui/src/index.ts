@@ -1,0 +1,1 @@
+export * as StreamBrowser from "./StreamBrowser.ts"
