@@ -9,7 +9,8 @@
  * - `projections`: the app's Postgres read models (`PgProjection.ReadModel`), for `projections rebuild | reset` and
  *   `dead-letters retry`. Their handlers may need only the `SqlClient`.
  * - `keyStore`: a layer providing the `KeyStore` on the `SqlClient` (such as `PgKeyStore.layerConfig`), for
- *   `forget`, and to open sealed personal fields in `streams show` and `events migrate`.
+ *   `forget`, and to open sealed personal fields in `streams show`, `events migrate` and `ui`.
+ * - `renderers`: for `ui`, a text rendering of a category's state (a chess board...), by category.
  *
  * ```ts
  * // chronicle.config.ts
@@ -38,6 +39,8 @@ export interface AppConfig {
   readonly projections?: ReadonlyArray<ReadModel>
   /** The app's key store, built on the `SqlClient`. */
   readonly keyStore?: Layer.Layer<KeyStore.KeyStore, unknown, SqlClient.SqlClient>
+  /** Text renderings of states for the stream browser, by category. */
+  readonly renderers?: Readonly<Record<string, (state: any) => string>>
 }
 
 /** A loaded config module, with the path it came from (none when no module was found or named). */
@@ -83,7 +86,7 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
 const validate = (path: string, module: Record<string, unknown>): Effect.Effect<Loaded, ConfigModuleError> => {
   const source = isObject(module.default) ? { ...module.default, ...module } : module
   const fail = (reason: string) => Effect.fail(new ConfigModuleError({ path, reason }))
-  const { aggregates, projections, keyStore } = source
+  const { aggregates, projections, keyStore, renderers } = source
   if (
     aggregates !== undefined &&
     !isArrayOf(aggregates, (a) => isObject(a) && typeof a.category === "string" && isObject(a.events))
@@ -100,11 +103,18 @@ const validate = (path: string, module: Record<string, unknown>): Effect.Effect<
     return fail("`projections` must be an array of Postgres read models (PgProjection.make)")
   }
   if (keyStore !== undefined && !Layer.isLayer(keyStore)) return fail("`keyStore` must be a layer providing KeyStore")
+  if (
+    renderers !== undefined &&
+    !(isObject(renderers) && Object.values(renderers).every((render) => typeof render === "function"))
+  ) {
+    return fail("`renderers` must map categories to functions from a state to text")
+  }
   return Effect.succeed({
     path,
     ...(aggregates === undefined ? {} : { aggregates: aggregates as ReadonlyArray<Aggregate.Any> }),
     ...(projections === undefined ? {} : { projections: projections as ReadonlyArray<ReadModel> }),
-    ...(keyStore === undefined ? {} : { keyStore: keyStore as AppConfig["keyStore"] & {} })
+    ...(keyStore === undefined ? {} : { keyStore: keyStore as AppConfig["keyStore"] & {} }),
+    ...(renderers === undefined ? {} : { renderers: renderers as AppConfig["renderers"] & {} })
   })
 }
 

@@ -9,16 +9,19 @@
  */
 import {
   type Aggregate,
+  type CheckpointStore,
   CryptoShredding,
+  DeadLetters,
   Decider,
   type Envelope,
   EventStore,
   type KeyStore,
   StreamName
 } from "@chronicle/core"
-import { PgEventStore, PgEventUpgrade, PgMigrations, PgProjection } from "@chronicle/postgres"
+import { PgDeadLetters, PgEventStore, PgEventUpgrade, PgMigrations, PgProjection } from "@chronicle/postgres"
+import { StreamBrowser } from "@chronicle/ui"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Config, Console, Effect, Exit, Layer, Logger, Option, Result, Schema, Stream } from "effect"
+import { Cause, Config, Console, Context, Effect, Exit, Layer, Logger, Option, Result, Schema, Stream } from "effect"
 import { Argument, CliOutput, Command, Flag, GlobalFlag, Prompt, TerminalCapabilities } from "effect/cli"
 import { SqlClient } from "effect/sql"
 import * as AppConfig from "./AppConfig.ts"
@@ -654,6 +657,27 @@ const deadLettersList = Command.make("list", { name: projectionName }, ({ name }
 
 const letterPosition = Flag.String("position").pipe(Flag.withDescription("The parked event's global position"))
 
+/**
+ * Hands the event parked at `position` to `model` again and removes its dead letter, in one transaction: both
+ * happen, or neither (and the failure says why).
+ */
+const replayLetter = (model: AppConfig.ReadModel, position: bigint) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const store = yield* EventStore.EventStore
+    const letters = yield* DeadLetters.DeadLetters
+    const event = yield* Stream.runHead(store.readAll({ after: position - 1n, pageSize: 1 }).pipe(Stream.take(1)))
+    const replay = Effect.gen(function* () {
+      if (Option.isNone(event) || event.value.position !== position) {
+        return yield* Effect.fail(`the event at position ${position} is no longer in the log`)
+      }
+      const decoded = yield* Effect.fromResult(model.decode(event.value))
+      yield* model.handle(model.table)(Stream.make(decoded))
+      yield* letters.discard(model.name, position)
+    })
+    return yield* sql.withTransaction(replay)
+  })
+
 const deadLettersRetry = Command.make(
   "retry",
   { name: projectionName, position: letterPosition.pipe(Flag.optional) },
@@ -667,22 +691,9 @@ const deadLettersRetry = Command.make(
         const letters = yield* lettersOf(name, at)
         if (at !== undefined && letters.length === 0)
           return yield* new Failure.NoSuchDeadLetter({ projection: name, position: at })
-        const sql = yield* SqlClient.SqlClient
-        const store = yield* EventStore.EventStore
         const outcomes: Array<{ readonly position: bigint; readonly retried: boolean; readonly error?: string }> = []
         for (const letter of letters) {
-          const event = yield* Stream.runHead(
-            store.readAll({ after: letter.position - 1n, pageSize: 1 }).pipe(Stream.take(1))
-          )
-          const replay = Effect.gen(function* () {
-            if (Option.isNone(event) || event.value.position !== letter.position) {
-              return yield* Effect.fail(`the event at position ${letter.position} is no longer in the log`)
-            }
-            const decoded = yield* Effect.fromResult(model.decode(event.value))
-            yield* model.handle(model.table)(Stream.make(decoded))
-            yield* sql`DELETE FROM chronicle_dead_letters WHERE projection = ${name} AND global_position = ${letter.position}`
-          })
-          const outcome = yield* sql.withTransaction(replay).pipe(Effect.result)
+          const outcome = yield* replayLetter(model, letter.position).pipe(Effect.result)
           outcomes.push(
             Result.isSuccess(outcome)
               ? { position: letter.position, retried: true }
@@ -702,7 +713,13 @@ const deadLettersRetry = Command.make(
                 .join("\n")
         )
         if (failed.length > 0) return yield* new Failure.RetryFailed({ projection: name, failed: failed.length })
-      }).pipe(Effect.provide(Layer.unwrap(Effect.map(loadConfig, Database.appStore))))
+      }).pipe(
+        Effect.provide(
+          Layer.unwrap(
+            Effect.map(loadConfig, (config) => Layer.merge(Database.appStore(config), Database.projectionServices))
+          )
+        )
+      )
     )
 ).pipe(
   withHelp(
@@ -723,16 +740,14 @@ const deadLettersDiscard = Command.make(
       Effect.gen(function* () {
         const json = yield* Json
         const at = yield* positionOf(position, "--position")
-        const sql = yield* SqlClient.SqlClient
-        const removed = yield* sql`
-        DELETE FROM chronicle_dead_letters WHERE projection = ${name} AND global_position = ${at} RETURNING 1 AS ok`
-        if (removed.length === 0) return yield* new Failure.NoSuchDeadLetter({ projection: name, position: at })
+        const removed = yield* DeadLetters.DeadLetters.use((letters) => letters.discard(name, at))
+        if (!removed) return yield* new Failure.NoSuchDeadLetter({ projection: name, position: at })
         return yield* emit(
           json,
           { projection: name, discarded: at },
           () => `discarded the dead letter of ${name} at position ${at}`
         )
-      })
+      }).pipe(Effect.provide(PgDeadLetters.layer))
     )
 ).pipe(
   withHelp("Drop one parked event for good: the projection never handles it", [
@@ -926,11 +941,144 @@ const exportCommand = Command.make(
   )
 )
 
+// ── ui ──
+
+type BrowserServices =
+  | SqlClient.SqlClient
+  | EventStore.EventStore
+  | DeadLetters.DeadLetters
+  | CheckpointStore.CheckpointStore
+
+/** The read models and outboxes of `config` on Postgres, for the stream browser, with the commands' own steps. */
+const browserProjections = (config: AppConfig.AppConfig) =>
+  Effect.gen(function* () {
+    const context = yield* Effect.context<BrowserServices>()
+    const notFound = new Set(["UnknownProjection", "NoSuchDeadLetter", "ConfigMissing"])
+    const here = <A, E>(effect: Effect.Effect<A, E, BrowserServices>) =>
+      effect.pipe(
+        Effect.provideContext(context),
+        Effect.mapError((error) =>
+          error instanceof StreamBrowser.Refused
+            ? error
+            : new StreamBrowser.Refused({
+                status: notFound.has((error as { _tag?: string })._tag ?? "") ? 404 : 500,
+                reason: Failure.describe(error)
+              })
+        )
+      )
+    const model = (name: string) => configuredModel(config, name, "ui")
+    const projections: StreamBrowser.Projections = {
+      list: here(
+        Effect.gen(function* () {
+          const all = yield* checkpointStatuses(config, yield* headNow)
+          const letters = yield* DeadLetters.DeadLetters
+          return yield* Effect.forEach(all, (c) =>
+            Effect.map(letters.list(c.name), (deadLetters) => ({
+              name: c.name,
+              checkpoint: c.position,
+              lag: BigInt(c.lag),
+              lagUnit: "events" as const,
+              state: c.state,
+              ...(c.heldBy === null ? {} : { detail: `${c.kind}, backend ${c.heldBy} holds its lease` }),
+              deadLetters
+            }))
+          )
+        })
+      ),
+      retry: (name, position) =>
+        here(
+          Effect.gen(function* () {
+            const letters = yield* lettersOf(name, position)
+            if (letters.length === 0) return yield* new Failure.NoSuchDeadLetter({ projection: name, position })
+            yield* replayLetter(yield* model(name), position).pipe(
+              Effect.mapError(
+                (error) => new StreamBrowser.Refused({ status: 409, reason: `still fails: ${Failure.describe(error)}` })
+              )
+            )
+          })
+        ),
+      discard: (name, position) => here(DeadLetters.DeadLetters.use((letters) => letters.discard(name, position))),
+      rebuild: (name) => here(Effect.flatMap(model(name), (found) => PgProjection.rebuild(found)))
+    }
+    return projections
+  })
+
+const ui = Command.make(
+  "ui",
+  {
+    port: Flag.Int("port").pipe(
+      Flag.withDescription("The port (default 7070; 0 picks a free one)"),
+      Flag.withDefault(7070)
+    ),
+    host: Flag.String("host").pipe(
+      Flag.withDescription("The interface to bind (default 127.0.0.1); any other makes every request need the token"),
+      Flag.withDefault("127.0.0.1")
+    ),
+    token: Flag.String("token").pipe(
+      Flag.withDescription("The token the page and requests carry (default: a random one, printed in the URL)"),
+      Flag.optional
+    ),
+    allowWrites: Flag.Boolean("allow-writes").pipe(
+      Flag.withDescription("Let the page retry and discard dead letters and rebuild read models (with the token)"),
+      Flag.withDefault(false)
+    )
+  },
+  ({ port, host, token, allowWrites }) =>
+    onDatabase(
+      Effect.gen(function* () {
+        const json = yield* Json
+        const config = yield* loadConfig
+        const sql = yield* SqlClient.SqlClient
+        const master = yield* Config.option(Config.Redacted("CHRONICLE_MASTER_KEY"))
+        const keyed = config.keyStore !== undefined || Option.isSome(master)
+        const projections = yield* browserProjections(config).pipe(
+          Effect.provide(Layer.mergeAll(Database.appStore(config), Database.projectionServices, PgEventStore.layer()))
+        )
+        // The store as written: the browser opens (with the key store, when there is one) and upcasts itself.
+        const stores = keyed ? Layer.merge(PgEventStore.layer(), Database.keyStore(config, "ui")) : PgEventStore.layer()
+        const running = yield* Layer.build(
+          StreamBrowser.layer({
+            port,
+            host,
+            allowWrites,
+            ...(Option.isSome(token) ? { token: token.value } : {}),
+            aggregates: config.aggregates ?? [],
+            ...(config.renderers === undefined ? {} : { renderers: config.renderers }),
+            projections,
+            horizon: Effect.provideService(PgEventStore.horizonNow, SqlClient.SqlClient, sql)
+          }).pipe(Layer.provide(stores))
+        ).pipe(Effect.map((context) => Context.get(context, StreamBrowser.StreamBrowser)))
+        yield* emit(json, { ...running, keys: keyed, allowWrites }, () =>
+          [
+            `the stream browser: ${running.urlWithToken}`,
+            `  ${keyed ? "personal values open with the token" : "no key store: personal values stay sealed"}; ${allowWrites ? "writes allowed with the token" : "read-only"}`,
+            host === "127.0.0.1" || host === "localhost" || host === "::1"
+              ? `  without the token (${running.url}) personal values stay sealed and nothing can be written`
+              : "  every request needs the token",
+            "  Ctrl-C stops it"
+          ].join("\n")
+        )
+        return yield* Effect.never
+      })
+    )
+).pipe(
+  withHelp(
+    "Serve the stream browser: a web page with streams, their events and states as of any version, the live log, projections and the read horizon",
+    [
+      { command: "chronicle ui --config chronicle.config.ts", description: "On http://127.0.0.1:7070, read-only" },
+      {
+        command: "chronicle ui --host 0.0.0.0 --port 8080 --allow-writes",
+        description: "Reachable from elsewhere: every request needs the printed token"
+      }
+    ]
+  )
+)
+
 // ── the command ──
 
 /** The `chronicle` command tree. */
 export const command = Command.make("chronicle").pipe(
-  Command.withSubcommands([migrate, status, streams, projections, deadLetters, events, forget, exportCommand]),
+  Command.withSubcommands([migrate, status, streams, projections, deadLetters, events, forget, exportCommand, ui]),
   Command.withGlobalFlags([DatabaseUrl, ConfigFile, Json, Verbose]),
   withHelp("Operate a Chronicle event store on Postgres: its tables, streams, projections and data", [
     { command: "DATABASE_URL=postgres://localhost/app chronicle status" }

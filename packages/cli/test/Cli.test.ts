@@ -51,7 +51,8 @@ describe("chronicle", () => {
       ["events"],
       ["events", "migrate"],
       ["forget"],
-      ["export"]
+      ["export"],
+      ["ui"]
     ]
     for (const path of paths) {
       const help = await chronicle([...path, "--help"])
