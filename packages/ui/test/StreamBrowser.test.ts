@@ -1,10 +1,19 @@
-import { CommandHandler, CryptoShredding, EventId, EventStore, ExpectedVersion } from "@chronicle/core"
+import {
+  CommandHandler,
+  CryptoShredding,
+  EventId,
+  EventStore,
+  ExpectedVersion,
+  Lease,
+  Projection,
+  ProjectionRunner
+} from "@chronicle/core"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer, Stream } from "effect"
 import * as chess from "../../../examples/chess/src/chronicle.config.ts"
 import { Game } from "../../../examples/chess/src/Game.ts"
 import * as StreamBrowser from "../src/StreamBrowser.ts"
-import { browser, cart, openAccount, runCounter, Stores, token } from "./fixtures.ts"
+import { browser, cart, cartCounter, openAccount, runCounter, Stores, token } from "./fixtures.ts"
 
 // Fetches `path` from the running browser; `as` is "token", "none" or a wrong token.
 const call = (path: string, options: { readonly as?: string; readonly method?: string } = {}) =>
@@ -233,6 +242,25 @@ layer(Layer.provideMerge(browser({ host: "0.0.0.0" }), Stores), { excludeTestSer
     )
   }
 )
+
+layer(Layer.merge(Stores, Lease.layerMemory), { excludeTestServices: true })("StreamBrowser.inProcess", (it) => {
+  it.effect("a projection started here shows as running, then stopped with its error", () =>
+    Effect.gen(function* () {
+      const strict = Projection.make({ ...cartCounter, name: "strict-counter", onFailure: "stop" })
+      yield* cart("s1", [{ _tag: "AddItem", sku: "apple", quantity: 1 }])
+      const handle = yield* ProjectionRunner.start(strict)
+      yield* handle.awaitCaughtUp
+      const projections = yield* StreamBrowser.inProcess([strict], { handles: [handle] })
+      const running = (yield* projections.list)[0]!
+      assert.deepStrictEqual([running.state, running.lag, running.detail], ["running", 0n, undefined])
+      yield* cart("s1", [{ _tag: "CheckOut" }])
+      yield* Effect.exit(handle.await)
+      const stopped = (yield* projections.list)[0]!
+      assert.strictEqual(stopped.state, "stopped")
+      assert.include(stopped.detail, "checkouts are not counted")
+    }).pipe(Effect.scoped)
+  )
+})
 
 layer(Layer.provideMerge(browser({ aggregates: chess.aggregates, renderers: chess.renderers }), Stores), {
   excludeTestServices: true
