@@ -2,13 +2,14 @@
  * Group commit (internal/GroupCommit through PgEventStore): many concurrent appends that mix good ones, conflicts,
  * repeats, ids taken by another append of the same batch and values the server refuses share round trips, and each
  * caller gets exactly its own result; the database holds exactly the good appends, and some transactions did carry
- * several appends.
+ * several appends. Appends still waiting for an answer when the store's scope closes (one in flight, held by a lock,
+ * others queued behind it) fail at once with a typed error, and so does any append after it closed.
  */
 import { EventId, EventStore, ExpectedVersion } from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
 import { assert, layer } from "@effect/vitest"
-import { Effect, Exit, Layer, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Schedule, Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 
 const StoreLive = PgEventStore.layer().pipe(
@@ -187,5 +188,68 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
         assert.isAbove(shared?.n ?? 0, 0)
       }),
     { timeout: 60_000 }
+  )
+
+  it.effect(
+    "appends waiting when the store's scope closes fail at once with a typed error",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const holderStore = yield* EventStore.EventStore
+        const run = `close${crypto.randomUUID().slice(0, 8)}`
+        const scope = yield* Scope.make()
+        const store = yield* PgEventStore.make().pipe(Scope.provide(scope))
+
+        // A caller's transaction holds an event id without committing: an append of the same id waits on the unique
+        // index until that transaction ends, so it stays in flight for as long as the test needs.
+        const held = event()
+        const holding = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const holder = yield* sql
+          .withTransaction(
+            holderStore
+              .append(`${run}-holder`, [held], ExpectedVersion.noStream)
+              .pipe(
+                Effect.andThen(Deferred.succeed(holding, undefined)),
+                Effect.andThen(Deferred.await(release)),
+                Effect.andThen(Effect.fail("roll back" as const))
+              )
+          )
+          .pipe(Effect.exit, Effect.forkChild)
+        yield* Deferred.await(holding)
+
+        const appendTo = (name: string, events: ReadonlyArray<ReturnType<typeof event>>) =>
+          Effect.forkChild(store.append(`${run}-${name}`, events, ExpectedVersion.noStream), { startImmediately: true })
+        const inFlight = yield* appendTo("first", [event(undefined, held.eventId)])
+        const blocked = sql<{ n: number }>`
+          SELECT count(*)::int4 AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO chronicle_events%'`
+        yield* blocked.pipe(
+          Effect.repeat({ until: ([row]) => (row?.n ?? 0) > 0, schedule: Schedule.spaced("10 millis") })
+        )
+        // These find a round trip in flight, so they wait in the queue for the next one.
+        const queued = yield* Effect.forEach(
+          Array.from({ length: 5 }, (_, i) => i),
+          (i) => appendTo(`queued${i}`, [event()])
+        )
+
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        const outcomes = yield* Effect.forEach([inFlight, ...queued], Fiber.await)
+        const after = yield* Effect.exit(store.append(`${run}-after`, [event()], ExpectedVersion.noStream))
+        for (const outcome of [...outcomes, after]) {
+          assert.isTrue(Exit.isFailure(outcome))
+          const error = yield* Effect.flip(outcome)
+          assert.strictEqual(error._tag, "EventStoreError")
+          if (error._tag === "EventStoreError") {
+            assert.isTrue(error.retryMayHelp)
+            assert.include(error.message, "closed")
+          }
+        }
+
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.await(holder)
+        yield* Fiber.join(closing)
+      }),
+    { timeout: 30_000 }
   )
 })

@@ -13,12 +13,17 @@
  * the insert, or one append holds a value the server refuses), every caller in it gets no rows and retries alone,
  * so one bad append fails only itself.
  *
+ * Closing: when the scope the store was made in closes, every append not yet answered (queued, carried to the next
+ * round, or in the round trip in flight) fails at once with a `ConnectionError` saying the store closed, and so does
+ * every append submitted afterwards. One in flight may or may not have committed: like any failure during commit,
+ * retrying it with the same event ids on an open store is safe.
+ *
  * Positions: every event of a batch gets `(transaction id << 20) + its index in the batch`, exactly as the events of
  * one append in its own transaction do, so the global-order argument of `PgEventStore` holds unchanged.
  */
 import type { EventStore } from "@chronicle/core"
 import { Deferred, Effect, Exit, Queue, type Scope } from "effect"
-import type { SqlClient, SqlError } from "effect/sql"
+import { type SqlClient, SqlError } from "effect/sql"
 
 /** What an append statement returns for each event written. */
 export interface Row {
@@ -90,6 +95,16 @@ const batchParams = (appends: ReadonlyArray<Append>): ReadonlyArray<unknown> => 
   ]
 }
 
+/** The answer to an append the store could not send or finish because its scope closed. */
+const closedError = new SqlError.SqlError({
+  reason: new SqlError.ConnectionError({
+    cause: undefined,
+    operation: "append",
+    message:
+      "the event store closed before this append was answered; it may or may not have been written: retry it with the same event ids on an open store"
+  })
+})
+
 /** The most events one batch carries; an append larger than this still goes, alone. */
 export const maxEvents = 4_096
 
@@ -99,6 +114,13 @@ export const make = (sql: SqlClient.SqlClient): Effect.Effect<GroupCommit, never
     const queue = yield* Queue.unbounded<Pending>()
     // Appends left for the next round: a second append to a stream already in a batch, or past `maxEvents`.
     let carried: Array<Pending> = []
+    // Every append submitted and not yet answered, wherever it is: the queue, `carried` or the round in flight.
+    const unanswered = new Set<Pending>()
+    let closed = false
+    const close = Effect.sync(() => {
+      closed = true
+      for (const { done } of unanswered) Deferred.doneUnsafe(done, Exit.fail(closedError))
+    })
 
     const runAlone = (pending: Pending) =>
       Effect.flatMap(Effect.exit(pending.append.alone), (exit) => Deferred.done(pending.done, exit))
@@ -144,14 +166,22 @@ export const make = (sql: SqlClient.SqlClient): Effect.Effect<GroupCommit, never
       yield* batch.length === 1 ? runAlone(batch[0]!) : runBatch(batch)
     })
 
-    yield* Effect.forkScoped(Effect.forever(round))
+    yield* Effect.forkScoped(Effect.ensuring(Effect.forever(round), close))
+    // Added after the fork, so it runs before the fiber is interrupted: callers are answered without waiting for the
+    // round trip in flight to give way.
+    yield* Effect.addFinalizer(() => close)
 
     return {
       submit: (append) =>
-        Effect.gen(function* () {
-          const done = yield* Deferred.make<ReadonlyArray<Row>, SqlError.SqlError>()
-          yield* Queue.offer(queue, { append, done })
-          return yield* Deferred.await(done)
+        Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError)
+          const pending: Pending = { append, done: Deferred.makeUnsafe() }
+          unanswered.add(pending)
+          Queue.offerUnsafe(queue, pending)
+          return Effect.ensuring(
+            Deferred.await(pending.done),
+            Effect.sync(() => unanswered.delete(pending))
+          )
         })
     }
   })
