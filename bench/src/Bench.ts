@@ -9,6 +9,7 @@ import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { PgClient } from "@effect/sql-pg"
 import { Console, Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
+import pg from "pg"
 
 /** What a section gets to work with. */
 export interface Context {
@@ -104,23 +105,57 @@ export const interleave = <E1, R1, E2, R2>(options: {
   readonly ours: Effect.Effect<number, E1, R1>
   readonly raw: Effect.Effect<number, E2, R2>
 }): Effect.Effect<{ readonly ours: number; readonly raw: number; readonly ratio: number }, E1 | E2, R1 | R2> =>
+  Effect.map(interleaveBaselines({ ...options, baselines: { raw: options.raw } }), ({ ours, baselines }) => ({
+    ours,
+    ...baselines.raw!
+  }))
+
+/**
+ * `interleave` against several baselines at once: each repetition measures `ours` and every baseline, starting from
+ * a different side each time, and each baseline gets its median and the median of its side-by-side ratios to `ours`.
+ */
+export const interleaveBaselines = <E1, R1, E2, R2, K extends string>(options: {
+  readonly label: string
+  readonly measure: Measure
+  readonly reps: number
+  readonly ours: Effect.Effect<number, E1, R1>
+  readonly baselines: Readonly<Record<K, Effect.Effect<number, E2, R2>>>
+}): Effect.Effect<
+  {
+    readonly ours: number
+    readonly baselines: Readonly<Record<K, { readonly raw: number; readonly ratio: number }>>
+  },
+  E1 | E2,
+  R1 | R2
+> =>
   Effect.gen(function* () {
-    const ours: Array<number> = []
-    const raw: Array<number> = []
+    const names = Object.keys(options.baselines) as Array<K>
+    const sides: Array<Effect.Effect<number, E1 | E2, R1 | R2>> = [
+      options.ours,
+      ...names.map((name) => options.baselines[name])
+    ]
+    const taken = sides.map((): Array<number> => [])
     for (let rep = 0; rep < options.reps; rep++) {
-      if (rep % 2 === 0) {
-        ours.push(yield* options.ours)
-        raw.push(yield* options.raw)
-      } else {
-        raw.push(yield* options.raw)
-        ours.push(yield* options.ours)
+      for (let k = 0; k < sides.length; k++) {
+        const side = (rep + k) % sides.length
+        taken[side]!.push(yield* sides[side]!)
       }
+      const values = taken.map((values) => format(values.at(-1)!, options.measure))
       yield* Console.log(
-        `    ${options.label} rep ${rep + 1}/${options.reps}: ours ${format(ours.at(-1)!, options.measure)}, raw ${format(raw.at(-1)!, options.measure)} ${options.measure.unit}`
+        `    ${options.label} rep ${rep + 1}/${options.reps}: ours ${values[0]}, ${names.map((name, k) => `${name} ${values[k + 1]}`).join(", ")} ${options.measure.unit}`
       )
     }
-    const ratios = ours.map((value, rep) => ratio(options.measure, value, raw[rep]!))
-    return { ours: median(ours), raw: median(raw), ratio: median(ratios) }
+    const [ours, ...raws] = taken
+    const baselines = Object.fromEntries(
+      names.map((name, k) => [
+        name,
+        {
+          raw: median(raws[k]!),
+          ratio: median(ours!.map((value, rep) => ratio(options.measure, value, raws[k]![rep]!)))
+        }
+      ])
+    ) as Record<K, { readonly raw: number; readonly ratio: number }>
+    return { ours: median(ours!), baselines }
   })
 
 /**
@@ -160,6 +195,23 @@ export const elapsed = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<
 export const pgClient = (url: string, maxConnections = 40) =>
   PgClient.layer({ url: Redacted.make(url), maxConnections })
 
+/**
+ * A node-postgres `pg.Pool` on `url`, as many connections as `pgClient`, ended when the scope closes: the driver of the
+ * second raw baseline, so a ratio can be read against a driver other than the one Chronicle uses.
+ */
+export const nodePostgres = (url: string, max = 40) =>
+  Effect.acquireRelease(
+    Effect.sync(() => new pg.Pool({ connectionString: url, max })),
+    (pool) => Effect.promise(() => pool.end())
+  )
+
+/** A node-postgres pool. */
+export type NodePool = pg.Pool
+
+/** Runs `text` through node-postgres as the prepared statement `name` (parsed once per connection); an error is a defect. */
+export const nodeQuery = (pool: NodePool, name: string, text: string, values: ReadonlyArray<unknown>) =>
+  Effect.promise(() => pool.query({ name, text, values: [...values] }))
+
 const onServer = <A, E>(url: string, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
   SqlClient.SqlClient.use(f).pipe(Effect.provide(pgClient(url, 1)))
 
@@ -185,7 +237,7 @@ export const machine = (url: string) =>
           `CPU: ${cpus()[0]?.model ?? "unknown"}, ${cpus().length} cores; memory ${Math.round(totalmem() / 2 ** 30)} GiB; load average ${loadavg()
             .map((load) => load.toFixed(2))
             .join(" ")}`,
-          `Node ${process.version}; Postgres ${settings?.version} (fsync ${settings?.fsync}, synchronous_commit ${settings?.commit}, shared_buffers ${settings?.buffers}), client @effect/sql-pg`
+          `Node ${process.version}; Postgres ${settings?.version} (fsync ${settings?.fsync}, synchronous_commit ${settings?.commit}, shared_buffers ${settings?.buffers}), client @effect/sql-pg (node-postgres for the second append baseline)`
         ].join("\n")
     )
   )
