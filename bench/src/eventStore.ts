@@ -238,6 +238,70 @@ const appends: Bench.Section = {
     }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
 }
 
+/** Node's CPU time (user + system, every thread) per event written, in microseconds: better lower. */
+const cpuPerEvent: Bench.Measure = { unit: "µs CPU/event", better: "lower" }
+
+/** Runs `operation` like `Bench.throughput` and returns the Node CPU time it took per event written. */
+const nodeCpu = <E, R>(concurrency: number, seconds: number, operation: () => Effect.Effect<number, E, R>) =>
+  Effect.suspend(() => {
+    const before = process.cpuUsage()
+    const start = performance.now()
+    return Effect.map(Bench.throughput(concurrency, seconds, operation), (rate) => {
+      const used = process.cpuUsage(before)
+      return (used.user + used.system) / ((rate * (performance.now() - start)) / 1000)
+    })
+  })
+
+const cpu: Bench.Section = {
+  name: "eventstore.cpu",
+  title: "Client CPU: Node CPU per append beside the raw INSERT through @effect/sql-pg and node-postgres",
+  run: ({ databaseUrl, quick }) =>
+    Effect.gen(function* () {
+      const { reps, seconds } = sizes(quick)
+      const { sql, store } = yield* setup
+      const pool = yield* Bench.nodePostgres(databaseUrl)
+      const appendOne = () => Effect.as(store.append(newStream("bench"), events(1), ExpectedVersion.noStream), 1)
+      const rawOne = rawInsertOne(sql)
+      const nodeOne = nodeInsertOne(pool)
+      yield* Bench.throughput(8, seconds, appendOne)
+      yield* Bench.throughput(8, seconds, () => rawOne)
+      yield* Bench.throughput(8, seconds, () => nodeOne)
+      const rows: Array<Bench.Row> = []
+      for (const concurrency of [1, 8]) {
+        const result = yield* Bench.interleaveBaselines({
+          label: `Node CPU per event, concurrency ${concurrency}`,
+          measure: cpuPerEvent,
+          reps,
+          ours: nodeCpu(concurrency, seconds, appendOne),
+          baselines: {
+            "sql-pg": nodeCpu(concurrency, seconds, () => rawOne),
+            pg: nodeCpu(concurrency, seconds, () => nodeOne)
+          }
+        })
+        const { "sql-pg": sqlPg, pg } = result.baselines
+        rows.push(
+          ...(["sql-pg", "pg"] as const).map((driver) =>
+            Bench.row({
+              figure: `Node CPU per append of 1 event (group commit on), concurrency ${concurrency}`,
+              measure: cpuPerEvent,
+              ours: result.ours,
+              ...result.baselines[driver],
+              baseline: `INSERT 1 row, ${driver === "pg" ? "node-postgres" : "@effect/sql-pg"}`
+            })
+          ),
+          Bench.row({
+            figure: `(raw variant) Node CPU per INSERT through @effect/sql-pg, concurrency ${concurrency}`,
+            measure: cpuPerEvent,
+            ours: sqlPg.raw,
+            raw: pg.raw,
+            baseline: "the same INSERT through node-postgres"
+          })
+        )
+      }
+      return rows
+    }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
+}
+
 /** A counter: the smallest aggregate, so that loading measures the store and not the domain. */
 const Incremented = Schema.TaggedStruct("Incremented", { by: Schema.Int })
 const Increment = Schema.TaggedStruct("Increment", { by: Schema.Int })
@@ -495,4 +559,4 @@ const groupCommit: Bench.Section = {
     }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
 }
 
-export const sections: ReadonlyArray<Bench.Section> = [appends, groupCommit, load, readAll, notify]
+export const sections: ReadonlyArray<Bench.Section> = [appends, groupCommit, cpu, load, readAll, notify]
