@@ -250,31 +250,37 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       const inTransaction = Option.isSome(yield* Effect.serviceOption(sql.transactionService))
       const single = prepared.length === 1
       const column = <A>(f: (event: EventStore.PreparedEvent) => A) => (single ? f(prepared[0]!) : prepared.map(f))
-      const params = [
-        stream,
-        StreamName.category(stream),
-        checked.expected._tag === "Exact" ? checked.expected.version : 0,
-        column(({ event }) => event.eventId),
-        column(({ event }) => event.type),
-        column(({ event }) => event.schemaVersion),
-        column(({ dataJson }) => dataJson),
-        column(({ metadataJson }) => metadataJson),
-        ...(inTransaction && !single ? [prepared.length] : [])
-      ]
-      const insert = sql.unsafe<{ global_position: bigint; version: number }>(
-        statementFor({ expected: checked.expected._tag, single, inTransaction }),
-        params
+      const category = StreamName.category(stream)
+      // The append's own statement, built when it runs: an append that shares a batch never needs it.
+      const insert = Effect.suspend(() =>
+        sql.unsafe<{ global_position: bigint; version: number }>(
+          statementFor({ expected: checked.expected._tag, single, inTransaction }),
+          [
+            stream,
+            category,
+            checked.expected._tag === "Exact" ? checked.expected.version : 0,
+            column(({ event }) => event.eventId),
+            column(({ event }) => event.type),
+            column(({ event }) => event.schemaVersion),
+            column(({ dataJson }) => dataJson),
+            column(({ metadataJson }) => metadataJson),
+            ...(inTransaction && !single ? [prepared.length] : [])
+          ]
+        )
       )
       // Retries wait for the stream's append lock first, so they stop competing with each other for the version.
-      const lockedInsert = sql.withTransaction(
-        Effect.andThen(sql`SELECT pg_advisory_xact_lock(${appendLockClass}, hashtext(${stream}))`, insert)
+      // Built only when a retry happens: most appends never need it.
+      const lockedInsert = Effect.suspend(() =>
+        sql.withTransaction(
+          Effect.andThen(sql`SELECT pg_advisory_xact_lock(${appendLockClass}, hashtext(${stream}))`, insert)
+        )
       )
       const exact = checked.expected
       const grouped =
         commits !== undefined && !inTransaction && (exact._tag === "Exact" || exact._tag === "NoStream")
           ? commits.submit({
               stream,
-              category: StreamName.category(stream),
+              category,
               expected: exact._tag === "Exact" ? exact.version : 0,
               events: prepared,
               alone: insert
