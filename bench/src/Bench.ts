@@ -42,6 +42,8 @@ export interface Section {
   /** Selects the section: `pnpm bench <filter>` runs the sections whose name contains the filter. */
   readonly name: string
   readonly title: string
+  /** Runs only when a filter names it exactly, never in the default run (it takes minutes). */
+  readonly optIn?: boolean
   readonly run: (context: Context) => Effect.Effect<ReadonlyArray<Row>, unknown>
 }
 

@@ -16,7 +16,7 @@ import {
 } from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Queue, Result, Schema, Stream } from "effect"
+import { Console, Effect, Layer, Queue, Result, Schema, Stream } from "effect"
 import * as Bench from "./Bench.ts"
 
 /** Sizes of a full run and of a quick one. */
@@ -302,6 +302,118 @@ const cpu: Bench.Section = {
     }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
 }
 
+/**
+ * Fills the event table of the database behind `sql` with `count` events in transactions of 500,000 (a transaction
+ * numbers at most 2^20 events), server-side from `generate_series`: 3 events per stream, stream names random
+ * (`cart-<md5>`), event ids time-ordered (UUID v7, as `EventId.random` makes) in half of the streams and random
+ * (as command-derived, name-based ids are) in the other half. The plain table gets as many rows.
+ */
+const bulkLoad = (sql: PgClient.PgClient, count: number) =>
+  Effect.gen(function* () {
+    const chunk = 500_000
+    for (let from = 0; from < count; from += chunk) {
+      yield* sql.unsafe(
+        `INSERT INTO chronicle_events (global_position, stream_id, category, version, event_id, type, schema_version, data, metadata)
+         SELECT (pg_current_xact_id()::text::bigint << 20) + g - $1, s.stream, 'cart', (g % 3) + 1,
+           CASE WHEN (g / 3) % 2 = 0 THEN uuidv7() ELSE gen_random_uuid() END, 'ItemAdded', 1, $3::jsonb, $4::jsonb
+         FROM generate_series($1::int8, $2::int8) g, LATERAL (SELECT 'cart-' || md5((g / 3)::text) AS stream) s`,
+        [from, Math.min(from + chunk, count) - 1, dataJson, metadataJson]
+      )
+    }
+    yield* sql.unsafe(
+      `INSERT INTO raw_events (${rawColumns})
+       SELECT 'cart-' || md5((g / 3)::text), (g % 3) + 1, gen_random_uuid(), 'ItemAdded', $2::jsonb, $3::jsonb
+       FROM generate_series(1, $1::int8) g`,
+      [count, dataJson, metadataJson]
+    )
+    yield* sql.unsafe("VACUUM ANALYZE chronicle_events")
+    yield* sql.unsafe("VACUUM ANALYZE raw_events")
+    yield* sql.unsafe("CHECKPOINT")
+  })
+
+/** The buffer reads and hits of each index of the event table so far. */
+const indexBlocks = (sql: PgClient.PgClient) =>
+  sql<{ name: string; read: number; hit: number; size: number }>`
+    SELECT indexrelname AS name, idx_blks_read::float8 AS read, idx_blks_hit::float8 AS hit,
+      pg_relation_size(indexrelid)::float8 AS size
+    FROM pg_statio_user_indexes WHERE relname = 'chronicle_events' ORDER BY indexrelname`
+
+const growth: Bench.Section = {
+  name: "eventstore.growth",
+  optIn: true,
+  title: "Growth: appends at concurrency 8 into a table already holding 3,000,000 events beside an empty table",
+  run: ({ databaseUrl, quick }) =>
+    Effect.gen(function* () {
+      const { reps, seconds } = sizes(quick)
+      const stored = quick ? 300_000 : 3_000_000
+      // Two databases on the same server: this section's, left empty, and a second one filled before timing.
+      const { sql: emptySql, store: empty } = yield* setup
+      const fullUrl = yield* Bench.freshDatabase(databaseUrl, `${new URL(databaseUrl).pathname.slice(1)}_full`)
+      const fullContext = yield* Layer.build(Bench.pgClient(fullUrl))
+      const { sql: fullSql, store: full } = yield* Effect.provide(setup, fullContext)
+      const loadStart = performance.now()
+      yield* bulkLoad(fullSql, stored)
+      const loadSeconds = (performance.now() - loadStart) / 1000
+      yield* Console.log(`    loaded ${stored.toLocaleString("en-US")} events in ${loadSeconds.toFixed(0)} s`)
+
+      // Appends as an application makes them: a random stream name, and half of them with ids derived from a
+      // command id (name-based, so random in the index), half with new time-ordered ids.
+      let turn = 0
+      const append = (store: EventStore.Service) =>
+        Effect.suspend(() => {
+          const stream = `cart-${crypto.randomUUID()}`
+          const event = events(1)[0]!
+          const eventId = turn++ % 2 === 0 ? event.eventId : EventId.fromCommand(stream, crypto.randomUUID(), 0)
+          return Effect.as(store.append(stream, [{ ...event, eventId }], ExpectedVersion.noStream), 1)
+        })
+      yield* Bench.throughput(8, seconds, () => append(full))
+      yield* Bench.throughput(8, seconds, () => append(empty))
+      const before = yield* indexBlocks(fullSql)
+      const appended = yield* Bench.interleave({
+        label: "append, concurrency 8, full vs empty",
+        measure: Bench.eventsPerSecond,
+        reps,
+        ours: Bench.throughput(8, seconds, () => append(full)),
+        raw: Bench.throughput(8, seconds, () => append(empty))
+      })
+      const after = yield* indexBlocks(fullSql)
+      const raw = yield* Bench.interleave({
+        label: "raw INSERT, concurrency 8, full vs empty",
+        measure: Bench.eventsPerSecond,
+        reps,
+        ours: Bench.throughput(8, seconds, () => rawInsertOne(fullSql)),
+        raw: Bench.throughput(8, seconds, () => rawInsertOne(emptySql))
+      })
+      // Per index: its size, and the pages it read from outside shared buffers and touched per 1,000 appends.
+      const timedAppends = (appended.ours * seconds * reps) / 1000
+      const indexes = after
+        .map((index) => {
+          const was = before.find((b) => b.name === index.name)
+          const read = (index.read - (was?.read ?? 0)) / timedAppends
+          const touched = (index.read + index.hit - (was?.read ?? 0) - (was?.hit ?? 0)) / timedAppends
+          return `${index.name.replace("chronicle_events_", "")} ${Math.round(index.size / 2 ** 20)} MB, ${read.toFixed(0)} read / ${touched.toFixed(0)} touched`
+        })
+        .join("; ")
+      const count = stored.toLocaleString("en-US")
+      return [
+        Bench.row({
+          figure: `append 1 event (random stream name, half command-derived ids), concurrency 8, ${count} events stored`,
+          measure: Bench.eventsPerSecond,
+          ...appended,
+          baseline: "the same appends into an empty table",
+          target: 0.95,
+          note: `loaded in ${loadSeconds.toFixed(0)} s; per index: size, pages read from outside shared buffers / touched per 1,000 appends: ${indexes}`
+        }),
+        Bench.row({
+          figure: `(raw variant) INSERT 1 row into the plain table holding ${count} rows, concurrency 8`,
+          measure: Bench.eventsPerSecond,
+          ...raw,
+          baseline: "the same INSERT into an empty plain table"
+        })
+      ]
+    }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
+}
+
 /** A counter: the smallest aggregate, so that loading measures the store and not the domain. */
 const Incremented = Schema.TaggedStruct("Incremented", { by: Schema.Int })
 const Increment = Schema.TaggedStruct("Increment", { by: Schema.Int })
@@ -559,4 +671,4 @@ const groupCommit: Bench.Section = {
     }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
 }
 
-export const sections: ReadonlyArray<Bench.Section> = [appends, groupCommit, cpu, load, readAll, notify]
+export const sections: ReadonlyArray<Bench.Section> = [appends, groupCommit, cpu, growth, load, readAll, notify]

@@ -2,7 +2,7 @@
  * `pnpm bench [--quick] [filter...]`: runs the bench's sections in order on an embedded Postgres 18 (or the server
  * `DATABASE_URL` names), each on a fresh database, printing progress as it goes and a markdown table of every figure
  * beside its raw limit at the end. `--quick` uses small sizes for smoke runs; a filter keeps the sections whose name
- * contains it.
+ * contains it. An opt-in section (a long one) runs only when a filter is its exact name.
  */
 import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { NodeRuntime } from "@effect/platform-node"
@@ -31,8 +31,10 @@ const sections: ReadonlyArray<Bench.Section> = [
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
 const filters = args.filter((arg) => !arg.startsWith("--"))
-const selected = sections.filter(
-  (section) => filters.length === 0 || filters.some((filter) => section.name.includes(filter))
+const selected = sections.filter((section) =>
+  section.optIn === true
+    ? filters.includes(section.name)
+    : filters.length === 0 || filters.some((filter) => section.name.includes(filter))
 )
 
 const program = Effect.gen(function* () {
