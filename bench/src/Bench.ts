@@ -116,25 +116,32 @@ export const interleave = <E1, R1, E2, R2>(options: {
  * `interleave` against several baselines at once: each repetition measures `ours` and every baseline, starting from
  * a different side each time, and each baseline gets its median and the median of its side-by-side ratios to `ours`.
  */
-export const interleaveBaselines = <E1, R1, E2, R2, K extends string>(options: {
+export const interleaveBaselines = <
+  E1,
+  R1,
+  B extends Readonly<Record<string, Effect.Effect<number, any, any>>>
+>(options: {
   readonly label: string
   readonly measure: Measure
   readonly reps: number
   readonly ours: Effect.Effect<number, E1, R1>
-  readonly baselines: Readonly<Record<K, Effect.Effect<number, E2, R2>>>
+  readonly baselines: B
 }): Effect.Effect<
   {
     readonly ours: number
-    readonly baselines: Readonly<Record<K, { readonly raw: number; readonly ratio: number }>>
+    readonly baselines: { readonly [K in keyof B]: { readonly raw: number; readonly ratio: number } }
   },
-  E1 | E2,
-  R1 | R2
+  E1 | Effect.Error<B[keyof B]>,
+  R1 | Effect.Services<B[keyof B]>
 > =>
   Effect.gen(function* () {
-    const names = Object.keys(options.baselines) as Array<K>
-    const sides: Array<Effect.Effect<number, E1 | E2, R1 | R2>> = [
+    const names = Object.keys(options.baselines) as Array<keyof B & string>
+    const sides: Array<Effect.Effect<number, E1 | Effect.Error<B[keyof B]>, R1 | Effect.Services<B[keyof B]>>> = [
       options.ours,
-      ...names.map((name) => options.baselines[name])
+      ...names.map(
+        (name) =>
+          options.baselines[name] as Effect.Effect<number, Effect.Error<B[keyof B]>, Effect.Services<B[keyof B]>>
+      )
     ]
     const taken = sides.map((): Array<number> => [])
     for (let rep = 0; rep < options.reps; rep++) {
@@ -156,7 +163,7 @@ export const interleaveBaselines = <E1, R1, E2, R2, K extends string>(options: {
           ratio: median(ours!.map((value, rep) => ratio(options.measure, value, raws[k]![rep]!)))
         }
       ])
-    ) as Record<K, { readonly raw: number; readonly ratio: number }>
+    ) as { readonly [K in keyof B]: { readonly raw: number; readonly ratio: number } }
     return { ours: median(ours!), baselines }
   })
 
