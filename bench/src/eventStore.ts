@@ -368,14 +368,30 @@ const growth: Bench.Section = {
         })
       yield* Bench.throughput(8, seconds, () => append(full))
       yield* Bench.throughput(8, seconds, () => append(empty))
+      // WAL written per append on each side: the server writes nothing else while a side runs.
+      const wal = { full: { bytes: 0, events: 0 }, empty: { bytes: 0, events: 0 } }
+      const walPosition = Effect.map(
+        emptySql<{ lsn: number }>`SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::float8 AS lsn`,
+        ([row]) => row?.lsn ?? 0
+      )
+      const timed = (side: keyof typeof wal, store: EventStore.Service) =>
+        Effect.gen(function* () {
+          const from = yield* walPosition
+          const start = performance.now()
+          const rate = yield* Bench.throughput(8, seconds, () => append(store))
+          wal[side].events += (rate * (performance.now() - start)) / 1000
+          wal[side].bytes += (yield* walPosition) - from
+          return rate
+        })
       const before = yield* indexBlocks(fullSql)
       const appended = yield* Bench.interleave({
         label: "append, concurrency 8, full vs empty",
         measure: Bench.eventsPerSecond,
         reps,
-        ours: Bench.throughput(8, seconds, () => append(full)),
-        raw: Bench.throughput(8, seconds, () => append(empty))
+        ours: timed("full", full),
+        raw: timed("empty", empty)
       })
+      const walPer = (side: keyof typeof wal) => Math.round(wal[side].bytes / Math.max(1, wal[side].events))
       const after = yield* indexBlocks(fullSql)
       const raw = yield* Bench.interleave({
         label: "raw INSERT, concurrency 8, full vs empty",
@@ -402,7 +418,7 @@ const growth: Bench.Section = {
           ...appended,
           baseline: "the same appends into an empty table",
           target: 0.95,
-          note: `loaded in ${loadSeconds.toFixed(0)} s; per index: size, pages read from outside shared buffers / touched per 1,000 appends: ${indexes}`
+          note: `loaded in ${loadSeconds.toFixed(0)} s; WAL per append ${walPer("full")} B full, ${walPer("empty")} B empty; per index: size, pages read from outside shared buffers / touched per 1,000 appends: ${indexes}`
         }),
         Bench.row({
           figure: `(raw variant) INSERT 1 row into the plain table holding ${count} rows, concurrency 8`,
