@@ -1,9 +1,24 @@
-import { AggregateLoader, CommandHandler, EventStore } from "@chronicle/core"
+/**
+ * Aggregates as entities: on one runner (in memory), the state kept between commands, passivation and reload,
+ * conflicts, command ids and typed errors; then three runner processes on one Postgres, 32 concurrent senders on 4 hot
+ * aggregates, one runner killed with SIGKILL mid-load.
+ */
+import { spawn } from "node:child_process"
+import { type AddressInfo, createServer } from "node:net"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
+import { AggregateLoader, CommandHandler, EventId, EventStore } from "@chronicle/core"
+import { PgEventStore, PgMigrations } from "@chronicle/postgres"
+import { PgTest } from "@chronicle/testing"
+import { NodeClusterSocket } from "@effect/platform-node"
+import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Ref, Stream } from "effect"
+import { Effect, Layer, Redacted, Ref, Schedule, Stream } from "effect"
 import { Sharding, TestRunner } from "effect/cluster"
+import { SqlClient } from "effect/sql"
 import { AggregateEntity } from "../src/index.ts"
-import { Account, Accounts } from "./fixtures/Account.ts"
+import { Account, Accounts, type State } from "./fixtures/Account.ts"
+import { shardingConfig } from "./fixtures/clusterConfig.ts"
 
 // The in-memory store, counting the streams read: a load reads its stream once.
 const reads = Ref.makeUnsafe(0)
@@ -87,5 +102,120 @@ describe("AggregateEntity", () => {
       assert.strictEqual(error._tag, "InvalidCommand")
       assert.strictEqual(error._tag === "InvalidCommand" && error.path, "amount")
     }).pipe(Effect.provide(Live))
+  )
+})
+
+// ── Three runner processes on one Postgres, one of them killed mid-load ──
+
+const node = fileURLToPath(new URL("../../../node_modules/node/bin/node", import.meta.url))
+const runnerScript = fileURLToPath(new URL("./fixtures/entityRunner.ts", import.meta.url))
+
+/** A free port on loopback. */
+const freePort = Effect.callback<number>((resume) => {
+  const server = createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const { port } = server.address() as AddressInfo
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/** A runner process; it records the streams it loaded, and is killed when the scope closes. */
+const runner = (url: string) =>
+  Effect.gen(function* () {
+    const port = yield* freePort
+    const process = yield* Effect.acquireRelease(
+      Effect.sync(() => spawn(node, [runnerScript, url, String(port)], { stdio: ["ignore", "pipe", "inherit"] })),
+      (process) => Effect.sync(() => void (process.exitCode === null && process.kill("SIGKILL")))
+    )
+    const loaded: Array<string> = []
+    createInterface({ input: process.stdout! }).on("line", (line) => {
+      if (line.startsWith("loaded ")) loaded.push(line.slice("loaded ".length))
+    })
+    return { process, loaded }
+  })
+
+const senders = 32
+const perSender = 8
+const hot = ["h0", "h1", "h2", "h3"]
+
+describe("AggregateEntity on three runner processes", () => {
+  it.live(
+    "a runner killed mid-load: every command applied once, each state equal to the fold of its stream",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* PgTest.database
+        const Pg = PgClient.layer({ url: Redacted.make(url), maxConnections: 8 })
+        yield* Effect.gen(function* () {
+          const runners = yield* Effect.all([runner(url), runner(url), runner(url)])
+          const send = yield* AggregateEntity.client(Accounts)
+          // A sender re-sends a command that failed (its runner died, its shard moved) with the same id until it is
+          // answered.
+          let answered = 0
+          const last = new Map<string, AggregateEntity.Reply<State>>()
+          const sendOnce = (id: string, amount: number, commandId: string) =>
+            send(id, { _tag: "Deposit", amount }, { commandId }).pipe(
+              Effect.timeout("5 seconds"),
+              Effect.sandbox,
+              Effect.retry(Schedule.spaced("100 millis")),
+              Effect.tap((reply) =>
+                Effect.sync(() => {
+                  answered++
+                  if (reply.version > (last.get(id)?.version ?? 0)) last.set(id, reply)
+                })
+              )
+            )
+          const load = Effect.forEach(
+            Array.from({ length: senders }, (_, s) => s),
+            (s) =>
+              Effect.forEach(
+                Array.from({ length: perSender }, (_, i) => i),
+                (i) => sendOnce(hot[(s + i) % hot.length]!, s + 1, `s${s}-${i}`),
+                { discard: true }
+              ),
+            { concurrency: "unbounded", discard: true }
+          )
+          const killer = Effect.gen(function* () {
+            while (answered < (senders * perSender) / 4) yield* Effect.sleep("20 millis")
+            const victim = runners.find((r) => r.loaded.includes("account-h0"))!
+            victim.process.kill("SIGKILL")
+            return answered
+          })
+          const [, killedAt] = yield* Effect.all([load, killer], { concurrency: 2 })
+          assert.isBelow(killedAt, senders * perSender, "the runner died while commands were still coming")
+
+          const sql = yield* SqlClient.SqlClient
+          for (const id of hot) {
+            const stream = `account-${id}`
+            const ids = new Set(
+              (yield* sql<{ id: string }>`
+                SELECT event_id::text AS id FROM chronicle_events WHERE stream_id = ${stream}`).map((row) => row.id)
+            )
+            const expected = Array.from({ length: senders }, (_, s) => s).flatMap((s) =>
+              Array.from({ length: perSender }, (_, i) => i)
+                .filter((i) => hot[(s + i) % hot.length] === id)
+                .map((i) => EventId.fromCommand(stream, `s${s}-${i}`, 0))
+            )
+            assert.strictEqual(ids.size, expected.length, `${stream}: one event per command`)
+            assert.isTrue(
+              expected.every((eventId) => ids.has(eventId)),
+              `${stream}: every command applied`
+            )
+            const folded = yield* AggregateLoader.load(Account, id)
+            assert.deepStrictEqual(last.get(id)?.state, folded.state, `${stream}: the entity's state is the fold`)
+            assert.strictEqual(folded.version, expected.length)
+          }
+          const survivors = runners.filter((r) => r.process.exitCode === null && r.process.signalCode === null)
+          assert.strictEqual(survivors.length, 2)
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(
+            Layer.mergeAll(
+              NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig }),
+              PgEventStore.layer()
+            ).pipe(Layer.provideMerge(PgMigrations.layer), Layer.provideMerge(Pg), Layer.orDie)
+          )
+        )
+      }),
+    120_000
   )
 })
