@@ -119,7 +119,10 @@ const freePort = Effect.callback<number>((resume) => {
   })
 })
 
-/** A runner process; it records the streams it loaded, and is killed when the scope closes. */
+/** Which runner process loaded each stream last: where its entity lives now. */
+const host = new Map<string, number>()
+
+/** A runner process; it records the streams it loads in `host`, and is killed when the scope closes. */
 const runner = (url: string) =>
   Effect.gen(function* () {
     const port = yield* freePort
@@ -127,11 +130,10 @@ const runner = (url: string) =>
       Effect.sync(() => spawn(node, [runnerScript, url, String(port)], { stdio: ["ignore", "pipe", "inherit"] })),
       (process) => Effect.sync(() => void (process.exitCode === null && process.kill("SIGKILL")))
     )
-    const loaded: Array<string> = []
     createInterface({ input: process.stdout! }).on("line", (line) => {
-      if (line.startsWith("loaded ")) loaded.push(line.slice("loaded ".length))
+      if (line.startsWith("loaded ")) host.set(line.slice("loaded ".length), process.pid!)
     })
-    return { process, loaded }
+    return process
   })
 
 const senders = 32
@@ -176,8 +178,8 @@ describe("AggregateEntity on three runner processes", () => {
           )
           const killer = Effect.gen(function* () {
             while (answered < (senders * perSender) / 4) yield* Effect.sleep("20 millis")
-            const victim = runners.find((r) => r.loaded.includes("account-h0"))!
-            victim.process.kill("SIGKILL")
+            const victim = runners.find((process) => process.pid === host.get("account-h0"))!
+            victim.kill("SIGKILL")
             return answered
           })
           const [, killedAt] = yield* Effect.all([load, killer], { concurrency: 2 })
@@ -204,7 +206,7 @@ describe("AggregateEntity on three runner processes", () => {
             assert.deepStrictEqual(last.get(id)?.state, folded.state, `${stream}: the entity's state is the fold`)
             assert.strictEqual(folded.version, expected.length)
           }
-          const survivors = runners.filter((r) => r.process.exitCode === null && r.process.signalCode === null)
+          const survivors = runners.filter((child) => child.exitCode === null && child.signalCode === null)
           assert.strictEqual(survivors.length, 2)
         }).pipe(
           Effect.scoped,
@@ -216,6 +218,6 @@ describe("AggregateEntity on three runner processes", () => {
           )
         )
       }),
-    120_000
+    180_000
   )
 })
