@@ -52,9 +52,10 @@ export type HandleRpc<Command, State, Err> = Rpc.Rpc<
   Schema.Codec<CommandHandler.HandleError<Err>, unknown>
 >
 
-/** An aggregate type made an entity: the aggregate, and the cluster entity that runs it. */
+/** An aggregate type made an entity: the aggregate, the schema of its refusals, and the cluster entity. */
 export interface AggregateEntity<Command, Event extends EventCodec.Tagged, State, Err> {
   readonly aggregate: Aggregate.Aggregate<Command, Event, State, Err>
+  readonly error: Schema.Codec<Err, unknown>
   readonly entity: Entity.Entity<string, HandleRpc<Command, State, Err>>
 }
 
@@ -104,7 +105,7 @@ export const make = <Command, Event extends EventCodec.Tagged, State, Err>(
     unknown
   >
   const handle: HandleRpc<Command, State, Err> = Rpc.make("Handle", { payload, success: reply, error })
-  return { aggregate, entity: Entity.make(options.type ?? aggregate.category, [handle]) }
+  return { aggregate, error: options.error, entity: Entity.make(options.type ?? aggregate.category, [handle]) }
 }
 
 /**
@@ -118,7 +119,7 @@ export const layer = <Command, Event extends EventCodec.Tagged, State, Err>(
   options: { readonly maxIdleTime?: Duration.Input } = {}
 ): Layer.Layer<never, never, Sharding.Sharding | EventStore.EventStore> => {
   const { aggregate, entity } = self
-  const refusal = Schema.is(entity.protocol.requests.get("Handle")!.errorSchema)
+  const refusal = Schema.is(self.error)
   return entity.toLayer(
     Effect.gen(function* () {
       const id = (yield* Entity.CurrentAddress).entityId

@@ -20,13 +20,21 @@ import { AggregateEntity } from "../src/index.ts"
 import { Account, Accounts, type State } from "./fixtures/Account.ts"
 import { shardingConfig } from "./fixtures/clusterConfig.ts"
 
-// The in-memory store, counting the streams read: a load reads its stream once.
+// The in-memory store, counting the streams read (a load reads its stream once); `failAppend` makes the next append
+// fail as if the database were gone.
 const reads = Ref.makeUnsafe(0)
+const failAppend = Ref.makeUnsafe(false)
 const CountingStore = Layer.effect(
   EventStore.EventStore,
   Effect.map(EventStore.makeMemory, (store) =>
     EventStore.EventStore.of({
       ...store,
+      append: (stream, events, expected) =>
+        Effect.flatMap(Ref.getAndSet(failAppend, false), (fail) =>
+          fail
+            ? Effect.fail(new EventStore.EventStoreError({ operation: "append", stream, cause: new Error("gone") }))
+            : store.append(stream, events, expected)
+        ),
       readStream: (stream, options) =>
         Stream.unwrap(
           Effect.as(
@@ -89,6 +97,24 @@ describe("AggregateEntity", () => {
       assert.deepStrictEqual(first, { stream: "account-c", version: 1, written: 1, state: { balance: 5, events: 1 } })
       assert.deepStrictEqual(again, { ...first, written: 0 })
       assert.deepStrictEqual(yield* stateOf("c"), { balance: 5, events: 1 })
+    }).pipe(Effect.provide(Live))
+  )
+
+  it.live("a refusal keeps the state; a store failure arrives typed and drops it, so the next command loads", () =>
+    Effect.gen(function* () {
+      const send = yield* AggregateEntity.client(Accounts)
+      yield* send("e", deposit(5))
+      const before = yield* Ref.get(reads)
+      yield* Effect.flip(send("e", { _tag: "Withdraw", amount: 50 }))
+      yield* send("e", deposit(1))
+      assert.strictEqual(yield* Ref.get(reads), before, "no load after a refusal")
+      yield* Ref.set(failAppend, true)
+      const failed = yield* Effect.flip(send("e", deposit(1)))
+      assert.strictEqual(failed._tag, "EventStoreError")
+      assert.strictEqual(failed._tag === "EventStoreError" && failed.operation, "append")
+      const reply = yield* send("e", deposit(1))
+      assert.strictEqual(yield* Ref.get(reads), before + 1, "loaded again after the failure")
+      assert.deepStrictEqual(reply.state, { balance: 7, events: 3 })
     }).pipe(Effect.provide(Live))
   )
 
