@@ -91,7 +91,10 @@ describe.concurrent("the published packages in an app of their own", () => {
     const packed = new Map<string, string>()
     for (const file of await readdir(tarballs)) {
       const name = /^chronicle-(.+)-\d+\.\d+\.\d+.*\.tgz$/.exec(file)?.[1]
-      if (name !== undefined) packed.set(`@chronicle/${name}`, join(tarballs, file))
+      // pnpm packs private packages too; an app only ever gets the published ones.
+      const manifest =
+        name === undefined ? {} : JSON.parse(await readFile(join(root, "packages", name, "package.json"), "utf8"))
+      if (name !== undefined && manifest.private !== true) packed.set(`@chronicle/${name}`, join(tarballs, file))
     }
     // The README's install line, with each @chronicle package taken from its tarball, then the other tarballs.
     const fromReadme = readme.install.map((name) => packed.get(name) ?? name)

@@ -8,6 +8,7 @@ import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect } from "effect"
 import * as Bench from "./Bench.ts"
+import * as ClusterEntityBench from "./clusterEntity.ts"
 import * as EventStoreBench from "./eventStore.ts"
 import * as EvolutionBench from "./evolution.ts"
 import * as ExportBench from "./export.ts"
@@ -25,6 +26,7 @@ const sections: ReadonlyArray<Bench.Section> = [
   ...ObservabilityBench.sections,
   ...OutboxBench.sections,
   ...ExportBench.sections,
+  ...ClusterEntityBench.sections,
   ...(await import("./analytics.ts")).sections
 ]
 

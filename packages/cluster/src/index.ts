@@ -1,4 +1,4 @@
 /**
  * Chronicle on Effect Cluster: partitioned followers spread over runners, and aggregates as entities.
  */
-export {}
+export * as AggregateEntity from "./AggregateEntity.ts"

@@ -238,19 +238,23 @@ const save = <S>(schema: Schema.Codec<S, unknown>, stream: string, reached: Reac
 /**
  * Saves a snapshot of the state a command reached when the `SnapshotPolicy` in context asks for one. The save runs
  * in the policy layer's fibers (see `SnapshotPolicy.SaveFibers`), or in the caller's fiber when none are provided.
+ * Succeeds with whether the policy asked for one (a failed save is only logged).
  */
 export const saveIfDue = <C, E extends Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   loaded: Loaded<S>,
   reached: Reached<S>
-): Effect.Effect<void> =>
+): Effect.Effect<boolean> =>
   Effect.gen(function* () {
-    if (aggregate.state === undefined) return
+    if (aggregate.state === undefined) return false
     const policy = yield* SnapshotPolicy
     const eventsSinceSnapshot = reached.version - loaded.snapshotVersion
-    if (!policy({ stream: loaded.stream, state: reached.state, version: reached.version, eventsSinceSnapshot })) return
+    if (!policy({ stream: loaded.stream, state: reached.state, version: reached.version, eventsSinceSnapshot })) {
+      return false
+    }
     const saving = save(aggregate.state, loaded.stream, reached)
     const fibers = yield* SaveFibers
-    if (Option.isNone(fibers)) return yield* saving
-    yield* FiberSet.run(fibers.value, saving)
+    if (Option.isNone(fibers)) yield* saving
+    else yield* FiberSet.run(fibers.value, saving)
+    return true
   })

@@ -14,6 +14,11 @@
  * `written: 0` and the stream's current state and version, with or without snapshots, however the state would decide
  * it now.
  *
+ * An entity that keeps an aggregate between commands (see `@chronicle/cluster`'s `AggregateEntity`) calls
+ * `handleFrom` with the `Loaded` it holds: the first attempt decides on it without reading the stream, and the reply
+ * carries the `Loaded` to start the next command from. A conflict loads again, as `handle` does, so a stale state
+ * costs one retry and never a lost event.
+ *
  * A command is a span, `CommandHandler.handle`, and each attempt a child span, `CommandHandler.attempt`, holding the
  * load, `CommandHandler.decide` and the append; a retry is a second attempt, counted in `chronicle_command_retries_total`.
  * The attempt's W3C `traceparent` is stored in the metadata of the events it decides, with the correlation and
@@ -70,7 +75,7 @@ const showPath = (path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey 
     .join("")
 
 /** Decodes `command` with the aggregate's command schema, or says where and why it does not fit. */
-const decodeCommand = <C, E extends Tagged, S, Err>(
+export const decodeCommand = <C, E extends Tagged, S, Err>(
   aggregate: Aggregate.Aggregate<C, E, S, Err>,
   stream: string,
   command: unknown
@@ -160,6 +165,11 @@ export type HandleError<Err> =
 
 const retried = Metrics.by(Metrics.commandRetries, "category")
 
+/** What `handleFrom` did, with the aggregate as it stands after the command: the `Loaded` to start the next from. */
+export interface HandledFrom<Event, State> extends Handled<Event, State> {
+  readonly loaded: AggregateLoader.Loaded<State>
+}
+
 /**
  * Handles one command for aggregate `id`: decode it with the aggregate's command schema, load, decide, append;
  * retried on a concurrent write.
@@ -169,14 +179,39 @@ export const handle = <C, E extends Tagged, S, Err>(
   id: string,
   command: NoInfer<C>,
   options: HandleOptions = {}
-): Effect.Effect<Handled<E, S>, HandleError<Err>, EventStore> => {
+): Effect.Effect<Handled<E, S>, HandleError<Err>, EventStore> =>
+  Effect.map(run(aggregate, id, command, options, undefined), ({ loaded: _, ...handled }) => handled)
+
+/**
+ * Handles one command for aggregate `id` starting from `loaded`, the aggregate as the caller holds it (the `loaded`
+ * of the previous `handleFrom`, or `AggregateLoader.load`): no read when it is current, a load and a retry when a
+ * concurrent write made it stale.
+ *
+ * **Gotchas**: the ids of the events written are added to `loaded.eventIds` when it is a `Set` (they are in the
+ * stream, so the set stays true); pass the `loaded` of the previous reply, never one shared with other code.
+ */
+export const handleFrom = <C, E extends Tagged, S, Err>(
+  aggregate: Aggregate.Aggregate<C, E, S, Err>,
+  id: string,
+  loaded: AggregateLoader.Loaded<S>,
+  command: NoInfer<C>,
+  options: HandleOptions = {}
+): Effect.Effect<HandledFrom<E, S>, HandleError<Err>, EventStore> => run(aggregate, id, command, options, loaded)
+
+const run = <C, E extends Tagged, S, Err>(
+  aggregate: Aggregate.Aggregate<C, E, S, Err>,
+  id: string,
+  command: NoInfer<C>,
+  options: HandleOptions,
+  start: AggregateLoader.Loaded<S> | undefined
+): Effect.Effect<HandledFrom<E, S>, HandleError<Err>, EventStore> => {
   const { decider } = aggregate
   const stream = StreamName.make(aggregate.category, id)
   const attempt = (command: C, number: number) =>
     Effect.gen(function* () {
-      const loaded = yield* AggregateLoader.load(aggregate, id)
+      const loaded = number === 1 && start !== undefined ? start : yield* AggregateLoader.load(aggregate, id)
       const { stream, state, version } = loaded
-      const unchanged = { stream, events: [], state, version, written: 0 }
+      const unchanged = { stream, events: [], state, version, written: 0, loaded }
       if (options.commandId !== undefined) {
         // A re-sent command: its first event is in the loaded tail or, when loading started from a snapshot, perhaps
         // behind it, where one lookup by id finds it. Either way the reply is the one without snapshots.
@@ -216,18 +251,27 @@ export const handle = <C, E extends Tagged, S, Err>(
       if (result.written === 0) {
         if (result.version <= version) return unchanged
         const reloaded = yield* AggregateLoader.load(aggregate, id)
-        return { ...unchanged, state: reloaded.state, version: reloaded.version }
+        return { ...unchanged, state: reloaded.state, version: reloaded.version, loaded: reloaded }
       }
       const after = yield* domainCode(
         `${aggregate.category}: evolve at ${stream}@${version}, events ${Formatter.format(events)}`,
         () => Decider.fold(decider, events, state)
       )
-      yield* AggregateLoader.saveIfDue(aggregate, loaded, {
+      const saved = yield* AggregateLoader.saveIfDue(aggregate, loaded, {
         state: after,
         version: result.version,
         eventId: data.at(-1)!.eventId
       })
-      return { stream, events, state: after, version: result.version, written: result.written }
+      const eventIds = loaded.eventIds instanceof Set ? loaded.eventIds : new Set(loaded.eventIds)
+      for (const event of data) eventIds.add(event.eventId)
+      const next = {
+        stream,
+        state: after,
+        version: result.version,
+        eventIds,
+        snapshotVersion: saved ? result.version : loaded.snapshotVersion
+      }
+      return { stream, events, state: after, version: result.version, written: result.written, loaded: next }
     }).pipe(Effect.withSpan("CommandHandler.attempt", { attributes: { "chronicle.attempt": number } }))
   return Effect.flatMap(decodeCommand(aggregate, stream, command), (decoded) =>
     Effect.flatMap(RetryPolicy, (policy) =>

@@ -335,6 +335,59 @@ describe("CommandHandler", () => {
     })
   )
 
+  it.live(
+    "handleFrom decides on the Loaded it is given, returns the next one, and reloads after a concurrent write",
+    () =>
+      Effect.gen(function* () {
+        const { store: contestedStore, counts } = yield* contested
+        let reads = 0
+        const store = EventStore.EventStore.of({
+          ...contestedStore,
+          readStream: (stream, options) => {
+            reads++
+            return contestedStore.readStream(stream, options)
+          }
+        })
+        yield* Effect.gen(function* () {
+          const start = yield* AggregateLoader.load(Account, "1")
+          const first = yield* CommandHandler.handleFrom(Account, "1", start, deposit(10), { commandId: "c-1" })
+          assert.deepStrictEqual(
+            [first.loaded.state, first.loaded.version, reads],
+            [{ balance: 10, closed: false }, 1, 1]
+          )
+          // Re-sent: recognised from the ids of the Loaded it returned, with no read and no append.
+          counts.appends = 0
+          const again = yield* CommandHandler.handleFrom(Account, "1", first.loaded, deposit(10), { commandId: "c-1" })
+          assert.deepStrictEqual([again.written, again.version, counts.appends, reads], [0, 1, 0, 1])
+          // Stale: a rival deposits 5 before our append, which conflicts; the retry loads and pays out 15.
+          counts.rivals = 1
+          const closed = yield* CommandHandler.handleFrom(Account, "1", again.loaded, close)
+          assert.deepStrictEqual(closed.events, [Withdrawn.make({ amount: 15 }), Closed.make({})])
+          assert.deepStrictEqual([closed.loaded.state, closed.loaded.version], [{ balance: 0, closed: true }, 4])
+        }).pipe(Effect.provideService(EventStore.EventStore, store))
+      })
+  )
+
+  it.effect("handleFrom moves the Loaded's snapshot version when the policy asked for a snapshot", () =>
+    Effect.gen(function* () {
+      const Snapshotted = Aggregate.make({
+        ...Account,
+        events: Event,
+        state: Schema.Struct({ balance: Schema.Int, closed: Schema.Boolean })
+      })
+      let loaded = yield* AggregateLoader.load(Snapshotted, "1")
+      const versions: Array<number> = []
+      for (let i = 0; i < 5; i++) {
+        loaded = (yield* CommandHandler.handleFrom(Snapshotted, "1", loaded, deposit(1))).loaded
+        versions.push(loaded.snapshotVersion)
+      }
+      assert.deepStrictEqual(versions, [0, 2, 2, 4, 4])
+    }).pipe(
+      Effect.provideService(SnapshotPolicy.SnapshotPolicy, SnapshotPolicy.everyEvents(2)),
+      Effect.provide(Layer.merge(EventStore.layerMemory, SnapshotStore.layerMemory))
+    )
+  )
+
   it.effect("a command re-sent behind a snapshot succeeds with written 0, however the state decides now", () =>
     Effect.gen(function* () {
       // The account with a state schema, snapshotted after every event (saved in the command's own fiber).
