@@ -184,7 +184,10 @@ export interface ReadStreamOptions {
   readonly to?: number
   /** `"forward"` (the default) reads oldest first; `"backward"` reads newest first, from `to` down to `from`. */
   readonly direction?: "forward" | "backward"
-  /** How many events one page reads; 1,000 unless set. */
+  /**
+   * How many events one page (one query) reads. Unset, the Postgres store reads the stream in one streamed statement
+   * (holding a connection until the stream ends) and the in-memory store in pages of 1,000.
+   */
   readonly pageSize?: number
 }
 
@@ -199,7 +202,7 @@ export interface Service {
     events: ReadonlyArray<EventData>,
     expected: ExpectedVersion.ExpectedVersion
   ) => Effect.Effect<AppendResult, AppendError>
-  /** Reads the versions `from`..`to` of a stream, page by page, forward or backward; an unknown stream reads as empty. */
+  /** Reads the versions `from`..`to` of a stream, forward or backward (see `pageSize`); an unknown stream reads as empty. */
   readonly readStream: (
     stream: string,
     options?: ReadStreamOptions
