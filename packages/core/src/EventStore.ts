@@ -45,6 +45,8 @@ export const Reason = Schema.Union([
   Schema.TaggedStruct("UnrepresentableText", { index: Schema.Int, path: Schema.String, detail: Schema.String }),
   /** The expected version is not one `ExpectedVersion` builds (a plain number, `exact(NaN)`, `exact(2 ** 31)`...). */
   Schema.TaggedStruct("BadExpectedVersion", { expected: Schema.String, detail: Schema.String }),
+  /** The stream is at `version`, and `events` more would take it past its last possible version, `limit`. */
+  Schema.TaggedStruct("StreamFull", { version: Schema.Int, events: Schema.Int, limit: Schema.Int }),
   /** The caller's transaction already holds as many events as one transaction can (Postgres: 1,048,576). */
   Schema.TaggedStruct("TransactionFull", { limit: Schema.Int }),
   /** Personal data was offered for a subject that has been forgotten (see `CryptoShredding`). */
@@ -81,6 +83,8 @@ export const describeReason = (reason: Reason): string => {
       return `event ${reason.index}: ${reason.path} ${reason.detail}`
     case "BadExpectedVersion":
       return `expected version ${reason.expected}: ${reason.detail}`
+    case "StreamFull":
+      return `the stream is at version ${reason.version}: ${reason.events} more events would take it past its last version ${reason.limit}`
     case "TransactionFull":
       return `the transaction already holds ${reason.limit} events, as many as one transaction can`
     case "SubjectForgotten":
@@ -273,7 +277,8 @@ const notStorable = (index: number, { kind, path, detail }: JsonProblem): Reason
  * Checks an append before any store touches it, and encodes its events: a valid stream name and expectation, at
  * least one event, UUID event ids without repeats, types of storable text, schema versions from 1 to
  * `ExpectedVersion.maxVersion`, data and metadata that are storable JSON (finite numbers, text without NUL or lone
- * surrogates), and events within `maxEventBytes`. A missing metadata is stored as `{}`. Every store runs it, so bad
+ * surrogates), events within `maxEventBytes`, and an exact expectation that leaves room for the events below
+ * `ExpectedVersion.maxVersion`. A missing metadata is stored as `{}`. Every store runs it, so bad
  * input fails the same way everywhere, before any I/O, and nothing is half-written. It never throws, whatever a
  * JavaScript caller passes.
  */
@@ -350,8 +355,23 @@ export const prepareAppend = (
       metadataJson: metadataJson.success
     })
   }
+  const full =
+    expectation.success._tag === "Exact" ? refuseFull(stream, expectation.success.version, prepared.length) : undefined
+  if (full !== undefined) return Result.fail(full)
   return Result.succeed({ events: prepared, expected: expectation.success })
 }
+
+/**
+ * Refuses an append of `events` events to a stream at `version` when it would take the stream past
+ * `ExpectedVersion.maxVersion` (a Postgres `integer` version); `undefined` when there is room.
+ */
+export const refuseFull = (stream: string, version: number, events: number): InvalidAppend | undefined =>
+  version + events > ExpectedVersion.maxVersion
+    ? new InvalidAppend({
+        stream,
+        reason: { _tag: "StreamFull", version, events, limit: ExpectedVersion.maxVersion }
+      })
+    : undefined
 
 /**
  * Decides what an append that did not go through means, from the events already stored under its ids: a repeat of
@@ -426,6 +446,8 @@ export const makeMemory: Effect.Effect<Service> = Effect.gen(function* () {
           })
         )
       }
+      const full = refuseFull(stream, history.length, prepared.length)
+      if (full !== undefined) return Effect.fail(full)
       const recordedAt = new Date()
       for (const { event, dataJson, metadataJson } of prepared) {
         const recorded: RecordedEvent = {

@@ -31,7 +31,7 @@ import {
   Subscription
 } from "@chronicle/core"
 import { PgClient, PgConnection } from "@effect/sql-pg"
-import { type Duration, Effect, Layer, Metric, Option, PubSub, Queue, RcRef, Stream } from "effect"
+import { type Duration, Effect, Layer, Metric, Option, Predicate, PubSub, Queue, RcRef, Stream } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
 import * as GroupCommit from "./internal/GroupCommit.ts"
@@ -58,6 +58,10 @@ export interface Horizon {
 }
 
 const columns = selectColumns()
+
+/** Postgres's `integer out of range` (22003) from an append: the versions it numbered passed the last one. */
+const pastLastVersion = (error: SqlError.SqlError): boolean =>
+  Predicate.hasProperty(error.reason.cause, "code") && error.reason.cause.code === "22003"
 /** The exclusive upper bound of positions every reader may see: below the oldest running transaction. */
 const horizon = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)"
 const transactionSlots = 1_048_576
@@ -226,7 +230,10 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       const [current] = yield* sql<{ v: number }>`
         SELECT coalesce(max(version), 0)::int4 AS v FROM chronicle_events WHERE stream_id = ${stream}`
       const actual = current?.v ?? 0
-      if (ExpectedVersion.isSatisfiedBy(expected, actual)) return Option.none<EventStore.AppendResult>()
+      if (ExpectedVersion.isSatisfiedBy(expected, actual)) {
+        const full = EventStore.refuseFull(stream, actual, prepared.length)
+        return full === undefined ? Option.none<EventStore.AppendResult>() : yield* full
+      }
       return yield* new EventStore.ConcurrencyError({ stream, expected: ExpectedVersion.describe(expected), actual })
     })
 
@@ -290,7 +297,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         // The first attempt of an exact-version append outside a transaction may share a round trip (GroupCommit).
         const first = grouped ?? (inTransaction ? sql.withTransaction(insert) : insert)
         const rows = yield* (attempt > 1 ? lockedInsert : first).pipe(
-          Effect.catchReason("SqlError", "UniqueViolation", () => Effect.succeed([]))
+          Effect.catchReason("SqlError", "UniqueViolation", () => Effect.succeed([])),
+          Effect.catchIf(pastLastVersion, () => Effect.succeed([]))
         )
         const last = rows.at(-1)
         if (last !== undefined) {

@@ -55,6 +55,27 @@ layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
     })
   )
 
+  it.effect("an Any or StreamExists append past the last version is StreamFull, as in memory", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore.EventStore
+      const sql = yield* SqlClient.SqlClient
+      const stream = streamOf("full")
+      const limit = ExpectedVersion.maxVersion
+      yield* sql`
+        INSERT INTO chronicle_events (global_position, stream_id, category, version, event_id, type, schema_version, data, metadata)
+        VALUES ((pg_current_xact_id()::text::bigint << 20) + 1, ${stream}, 'full', ${limit - 1}, ${EventId.random()}::uuid,
+                'Happened', 1, '{}', '{}')`
+      const reasonOf = (error: EventStore.AppendError) => (error._tag === "InvalidAppend" ? error.reason : error)
+      const two = yield* store.append(stream, [event(), event()], ExpectedVersion.any).pipe(Effect.flip)
+      assert.deepStrictEqual(reasonOf(two), { _tag: "StreamFull", version: limit - 1, events: 2, limit })
+      const last = yield* store.append(stream, [event()], ExpectedVersion.streamExists)
+      assert.strictEqual(last.version, limit)
+      const more = yield* store.append(stream, [event()], ExpectedVersion.streamExists).pipe(Effect.flip)
+      assert.deepStrictEqual(reasonOf(more), { _tag: "StreamFull", version: limit, events: 1, limit })
+      assert.strictEqual(yield* store.streamVersion(stream), limit)
+    })
+  )
+
   it.effect("concurrent Any appends to one stream all succeed with contiguous versions", () =>
     Effect.gen(function* () {
       const store = yield* EventStore.EventStore

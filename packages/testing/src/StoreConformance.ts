@@ -376,6 +376,20 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
         })
       )
 
+      it.effect("an append past the last version (2^31 - 1) is StreamFull, before any I/O", () =>
+        Effect.gen(function* () {
+          const stream = newStream()
+          const limit = ExpectedVersion.maxVersion
+          const error = yield* Effect.flip(append(stream, newEvents(2), ExpectedVersion.exact(limit - 1)))
+          assert.deepStrictEqual(refusalOf(error), {
+            _tag: "InvalidAppend",
+            reason: { _tag: "StreamFull", version: limit - 1, events: 2, limit }
+          })
+          assert.include(error.message, `past its last version ${limit}`)
+          assert.deepStrictEqual(yield* readStream(stream), [])
+        })
+      )
+
       it.effect("bad input of every class gets the same typed reason as in memory, and writes nothing (fuzz)", () =>
         holds(badSeed, 300, refusedAlike)
       )
