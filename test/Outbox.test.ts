@@ -62,7 +62,7 @@ const outbox = (name: string, counts: Counts, checkpoints?: CheckpointStore.Serv
 }
 
 /** Starts an outbox instance in a scope of its own, so a test can stop it (a crash, as far as others can tell). */
-const start = <R>(instance: Layer.Layer<never, never, R>) =>
+const start = <E, R>(instance: Layer.Layer<never, E, R>) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))

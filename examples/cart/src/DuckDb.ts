@@ -157,7 +157,11 @@ export type Requirements<R> = Exclude<ProjectionRunner.Requirements<R>, Checkpoi
 /** Starts `projection` in the background, under its lease, with each batch and its checkpoint in one transaction. */
 export const start = <A, Err, R>(
   projection: Projection.Projection<A, Err, R>
-): Effect.Effect<LogFollower.Handle, DuckDbError, Requirements<R> | Lease.Lease | Scope.Scope> =>
+): Effect.Effect<
+  LogFollower.Handle,
+  DuckDbError | LogFollower.InvalidFollowerName,
+  Requirements<R> | Lease.Lease | Scope.Scope
+> =>
   withCheckpoints(
     Effect.flatMap(DuckDb, (duck) => ProjectionRunner.start(projection, { transaction: duck.transaction }))
   )

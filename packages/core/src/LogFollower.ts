@@ -46,7 +46,39 @@ import { describeCause } from "./internal/describeCause.ts"
 import * as Lease from "./Lease.ts"
 import * as Metrics from "./Metrics.ts"
 import { readOptions } from "./Projection.ts"
+import { textProblem } from "./Storable.ts"
 import * as TraceContext from "./TraceContext.ts"
+
+/**
+ * A follower's name, checkpoint key or lease is text no store can hold (empty, or with a NUL or a lone surrogate): it
+ * could never take its lease or save its checkpoint, so it is refused at once rather than retried forever.
+ */
+export class InvalidFollowerName extends Schema.TaggedError<InvalidFollowerName>()("InvalidFollowerName", {
+  follower: Schema.String,
+  field: Schema.Literals(["name", "checkpoint", "lease"]),
+  detail: Schema.String
+}) {
+  override get message() {
+    return `follower ${JSON.stringify(this.follower)}: its ${this.field} ${this.detail}`
+  }
+}
+
+/** Checks that a follower's name, checkpoint key and lease are text every store can hold. */
+export const validateNames = (follower: Follower<any, any, any>): Result.Result<void, InvalidFollowerName> => {
+  const names = [
+    ["name", follower.name],
+    ["checkpoint", follower.checkpoint ?? follower.name],
+    ["lease", follower.lease ?? follower.name]
+  ] as const
+  for (const [field, name] of names) {
+    const detail =
+      typeof name !== "string" ? `must be a string, not a ${typeof name}` : name === "" ? "is empty" : textProblem(name)
+    if (detail !== undefined) {
+      return Result.fail(new InvalidFollowerName({ follower: String(follower.name), field, detail }))
+    }
+  }
+  return Result.succeed(undefined)
+}
 
 /** A follower stopped: an event still failed after the retries (or did not decode) and its policy stops. */
 export class ProjectionFailed extends Schema.TaggedError<ProjectionFailed>()("ProjectionFailed", {
@@ -140,7 +172,7 @@ export type Restart =
   | Lease.LeaseLost
 
 /** Every way `catchUp` can fail: the follower stopped on an event, or something `start` would restart after. */
-export type CatchUpError = ProjectionFailed | Exclude<Restart, Lease.LeaseError | Lease.LeaseLost>
+export type CatchUpError = ProjectionFailed | InvalidFollowerName | Exclude<Restart, Lease.LeaseError | Lease.LeaseLost>
 
 /** How far a catch-up has come. */
 export interface Progress {
@@ -403,6 +435,7 @@ export const catchUp = <A, E, R, TotalError = never, TotalR = never>(
   } = {}
 ): Effect.Effect<bigint, CatchUpError | TotalError, Requirements<R> | TotalR> =>
   Effect.gen(function* () {
+    yield* Effect.fromResult(validateNames(follower))
     const store = yield* EventStore
     const checkpoints = yield* CheckpointStore
     const from = yield* checkpoints.load(follower.checkpoint ?? follower.name)
@@ -440,13 +473,15 @@ export const catchUp = <A, E, R, TotalError = never, TotalR = never>(
  * Starts a follower in the background for as long as the scope is open: under its lease, from its checkpoint,
  * batch by batch, catch-up then live. It restarts from the stored checkpoint after any `Restart` failure (logged,
  * counted in `status`), waiting by the shared backoff, and stops only with `ProjectionFailed`. The lag gauge is
- * updated every `lagInterval` (1 second unless set).
+ * updated every `lagInterval` (1 second unless set). A name, checkpoint or lease no store can hold fails at once with
+ * `InvalidFollowerName`.
  */
 export const start = <A, E, R>(
   follower: Follower<A, E, R>,
   options: { readonly lagInterval?: Schedule.Schedule<unknown> } = {}
-): Effect.Effect<Handle, never, Requirements<R> | Lease.Lease | Scope.Scope> =>
+): Effect.Effect<Handle, InvalidFollowerName, Requirements<R> | Lease.Lease | Scope.Scope> =>
   Effect.gen(function* () {
+    yield* Effect.fromResult(validateNames(follower))
     const store = yield* EventStore
     const checkpoints = yield* CheckpointStore
     const checkpoint = follower.checkpoint ?? follower.name

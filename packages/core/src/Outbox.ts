@@ -65,9 +65,11 @@ export const follower = (
  * Starts the outbox in the background for as long as the scope is open and returns its handle: `status`,
  * `awaitCaughtUp`, and `await`, which never ends (the outbox never stops by itself).
  */
-export const start = (options: Options = {}): Effect.Effect<LogFollower.Handle, never, Requirements | Scope.Scope> =>
+export const start = (
+  options: Options = {}
+): Effect.Effect<LogFollower.Handle, LogFollower.InvalidFollowerName, Requirements | Scope.Scope> =>
   LogFollower.start(follower(options))
 
 /** Starts the outbox when the layer is built and stops it when the layer's scope closes. */
-export const layer = (options: Options = {}): Layer.Layer<never, never, Requirements> =>
+export const layer = (options: Options = {}): Layer.Layer<never, LogFollower.InvalidFollowerName, Requirements> =>
   Layer.effectDiscard(start(options))

@@ -91,14 +91,15 @@ export const rebuild = <A, Err, R>(
 export const start = <A, Err, R>(
   projection: Projection<A, Err, R>,
   options: Options & { readonly lagInterval?: Schedule.Schedule<unknown> } = {}
-): Effect.Effect<LogFollower.Handle, never, Requirements<R> | Lease.Lease | Scope.Scope> =>
+): Effect.Effect<LogFollower.Handle, LogFollower.InvalidFollowerName, Requirements<R> | Lease.Lease | Scope.Scope> =>
   LogFollower.start(follower(projection, options), options)
 
 /** Runs a projection in the background for as long as the layer lives (see `start`). */
 export const layer = <A, Err, R>(
   projection: Projection<A, Err, R>,
   options: Options = {}
-): Layer.Layer<never, never, Requirements<R> | Lease.Lease> => Layer.effectDiscard(start(projection, options))
+): Layer.Layer<never, LogFollower.InvalidFollowerName, Requirements<R> | Lease.Lease> =>
+  Layer.effectDiscard(start(projection, options))
 
 /** The status of a projection from its stored checkpoint, for tools that do not run it (`chronicle status`). */
 export const status = <A, Err, R>(

@@ -7,8 +7,10 @@ import {
   ExpectedVersion,
   Lease,
   LogFollower,
+  Outbox,
   Projection,
-  ProjectionRunner
+  ProjectionRunner,
+  Publisher
 } from "@chronicle/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Layer, Metric, Ref, Schema, Stream } from "effect"
@@ -353,5 +355,34 @@ describe("ProjectionRunner", () => {
       assert.deepInclude(yield* runner.status, { state: "running", checkpoint: 5n, lag: 0n, restarts: 0 })
       assert.deepStrictEqual(yield* DeadLetters.DeadLetters.use((d) => d.list("sum")), [])
     }).pipe(Effect.scoped, Effect.provide(Live))
+  )
+
+  it.effect(
+    "a name no store can hold (empty, NUL, lone surrogate) is refused at start and catch-up, never retried",
+    () =>
+      Effect.gen(function* () {
+        const applied = yield* Ref.make<ReadonlyMap<bigint, number>>(new Map())
+        const named = (name: string) => ({ ...summing(applied), name })
+        const refusal = (error: LogFollower.InvalidFollowerName) => ({ field: error.field, detail: error.detail })
+        assert.deepStrictEqual(refusal(yield* Effect.flip(ProjectionRunner.start(named("")))), {
+          field: "name",
+          detail: "is empty"
+        })
+        assert.deepStrictEqual(refusal(yield* Effect.flip(ProjectionRunner.start(named("sum\u0000")))), {
+          field: "name",
+          detail: "contains a NUL character"
+        })
+        const surrogate = yield* Effect.flip(ProjectionRunner.catchUp(named("sum"), { checkpoint: "sum-\ud800" }))
+        assert.strictEqual(surrogate._tag, "InvalidFollowerName")
+        assert.include(surrogate.message, "its checkpoint contains a lone UTF-16 surrogate")
+        const lease = yield* Effect.flip(
+          LogFollower.start({ ...ProjectionRunner.follower(named("sum")), lease: "lease\u0000" })
+        )
+        assert.deepStrictEqual(refusal(lease), { field: "lease", detail: "contains a NUL character" })
+        const outbox = yield* Effect.flip(
+          Outbox.start({ name: "outbox\u0000" }).pipe(Effect.provide(Publisher.layerMemory))
+        )
+        assert.deepStrictEqual(refusal(outbox), { field: "name", detail: "contains a NUL character" })
+      }).pipe(Effect.scoped, Effect.provide(Live))
   )
 })

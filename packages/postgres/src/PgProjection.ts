@@ -130,7 +130,11 @@ const ensureTable = <A, Err, R>(
  */
 export const start = <A, Err, R>(
   model: ReadModel<A, Err, R>
-): Effect.Effect<LogFollower.Handle, ReadModelError, Requirements<R> | Lease.Lease | Scope.Scope> =>
+): Effect.Effect<
+  LogFollower.Handle,
+  ReadModelError | LogFollower.InvalidFollowerName,
+  Requirements<R> | Lease.Lease | Scope.Scope
+> =>
   Effect.gen(function* () {
     yield* ensureTable(model)
     return yield* ProjectionRunner.start(projection(model), { transaction: yield* transaction })
@@ -139,7 +143,8 @@ export const start = <A, Err, R>(
 /** Runs the model's projection for as long as the layer lives: one active runner across instances, by lease. */
 export const layer = <A, Err, R>(
   model: ReadModel<A, Err, R>
-): Layer.Layer<never, ReadModelError, Requirements<R> | Lease.Lease> => Layer.effectDiscard(start(model))
+): Layer.Layer<never, ReadModelError | LogFollower.InvalidFollowerName, Requirements<R> | Lease.Lease> =>
+  Layer.effectDiscard(start(model))
 
 /** The Postgres checkpoints, dead letters and leases that read models run on. */
 export const layerServices = (
