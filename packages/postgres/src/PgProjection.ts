@@ -4,10 +4,22 @@
  * leaves the model and the checkpoint in step: nothing lost, nothing applied twice.
  *
  * A read model names its table and says how to create an empty one under any name, so `rebuild` can build a fresh
- * copy aside (`<table>_rebuild_<random>`), replay the whole log into it with progress, and swap it in with one
- * transaction that locks the projection's checkpoint row, applies what arrived meanwhile, drops the old table,
- * renames the new one and sets the checkpoint. Readers see the old model until the swap commits; the live runner's
- * next batch then finds its checkpoint moved, rolls back, and resumes from the swapped-in position.
+ * copy aside (`<table>_rb_<8 random hex digits>`, in the same schema), replay the whole log into it with progress,
+ * and swap it in with one transaction that locks the projection's checkpoint row, applies what arrived meanwhile,
+ * drops the old table, renames the new one and sets the checkpoint. Readers see the old model until the swap
+ * commits; the live runner's next batch then finds its checkpoint moved, rolls back, and resumes from the
+ * swapped-in position.
+ *
+ * **Table names.** `table` is `"name"` or `"schema.name"` (one dot at most: a dot always separates the schema), each
+ * part quoted as it is written, so case and any character but NUL and lone surrogates survive. Postgres cuts
+ * identifiers longer than 63 bytes without a word, so a schema may have up to 63 bytes of UTF-8 and a table name up
+ * to 51 (`maxTableBytes`: room for the shadow's suffix); names ending like a shadow (`_rb_` and 8 hex digits) are
+ * reserved. A bad name fails `start`, `rebuild` and a reset with `InvalidReadModel` before any I/O.
+ *
+ * **Ownership.** A table Chronicle creates for a model carries a comment naming the model (`ownerComment`); a
+ * rebuild or a reset drops or replaces only a table with that comment, and fails with `ReadModelNotOwned` otherwise
+ * (mark a table you made yourself with `COMMENT ON TABLE ... IS '<ownerComment>'` to hand it over). `start` writes
+ * into an existing table whoever made it.
  *
  * `layerInline` makes read models consistent with the write instead: it wraps the event store so that every append
  * updates them in the append's own transaction (at the price of a BEGIN/COMMIT around each append).
@@ -22,10 +34,11 @@ import {
   type Lease,
   LogFollower,
   Projection,
-  ProjectionRunner
+  ProjectionRunner,
+  Storable
 } from "@chronicle/core"
 import type { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, Predicate, type Result, Schema, type Scope, Stream } from "effect"
+import { Effect, Layer, Predicate, Result, Schema, type Scope, Stream } from "effect"
 import { SqlClient, type SqlError, Statement } from "effect/sql"
 import { withTransaction } from "./internal/Transaction.ts"
 import * as PgCheckpointStore from "./PgCheckpointStore.ts"
@@ -44,11 +57,111 @@ export class ReadModelError extends Schema.TaggedError<ReadModelError>()("ReadMo
   }
 }
 
+/** Why a read model's name or table cannot be used; `part` is `"name"`, `"schema"` or `"table"`. */
+export const NameProblem = Schema.Union([
+  /** The part is empty. */
+  Schema.TaggedStruct("Empty", { part: Schema.String }),
+  /** The part is longer than Postgres keeps (63 bytes), or leaves no room for a rebuild's suffix (table: 51). */
+  Schema.TaggedStruct("TooLong", { part: Schema.String, bytes: Schema.Int, limit: Schema.Int }),
+  /** The part holds a NUL or a lone surrogate, which Postgres cannot store. */
+  Schema.TaggedStruct("UnrepresentableText", { part: Schema.String, detail: Schema.String }),
+  /** The table has more than one dot: only `"schema.name"` is understood. */
+  Schema.TaggedStruct("TooManyDots", { dots: Schema.Int }),
+  /** The table name ends like a rebuild's shadow table (`_rb_` and 8 hex digits), which could collide with one. */
+  Schema.TaggedStruct("ReservedSuffix", { suffix: Schema.String })
+])
+export type NameProblem = typeof NameProblem.Type
+
+const describeProblem = (problem: NameProblem): string => {
+  switch (problem._tag) {
+    case "Empty":
+      return `its ${problem.part} is empty`
+    case "TooLong":
+      return `its ${problem.part} is ${problem.bytes} bytes of UTF-8, more than ${problem.limit}`
+    case "UnrepresentableText":
+      return `its ${problem.part} ${problem.detail}`
+    case "TooManyDots":
+      return `the table has ${problem.dots} dots; write "name" or "schema.name"`
+    case "ReservedSuffix":
+      return `the table ends in ${problem.suffix}, which is reserved for rebuilds' shadow tables`
+  }
+}
+
+/** The read model's name or table cannot be used (see the module doc); nothing was touched. */
+export class InvalidReadModel extends Schema.TaggedError<InvalidReadModel>()("InvalidReadModel", {
+  model: Schema.String,
+  table: Schema.String,
+  reason: NameProblem
+}) {
+  override get message() {
+    return `read model ${JSON.stringify(this.model)} (table ${JSON.stringify(this.table)}): ${describeProblem(this.reason)}`
+  }
+}
+
+/**
+ * A rebuild or a reset would drop or replace a table that this read model did not create (its comment is not the
+ * model's `ownerComment`), so it stopped and changed nothing.
+ */
+export class ReadModelNotOwned extends Schema.TaggedError<ReadModelNotOwned>()("ReadModelNotOwned", {
+  model: Schema.String,
+  table: Schema.String,
+  comment: Schema.NullOr(Schema.String)
+}) {
+  override get message() {
+    const found = this.comment === null ? "no comment" : `the comment ${JSON.stringify(this.comment)}`
+    return `read model ${this.model} will not drop table ${this.table}: it has ${found}, not ${JSON.stringify(ownerComment(this.model))}, so the model did not create it`
+  }
+}
+
+/** The longest table name, in UTF-8 bytes: Postgres's 63 less the suffix of a rebuild's shadow table. */
+export const maxTableBytes = 63 - "_rb_00000000".length
+
+const maxIdentifierBytes = 63
+const shadowSuffix = /_rb_[0-9a-f]{8}$/
+
+/** The comment that marks a table as created by the read model `model`, so rebuilds may drop it. */
+export const ownerComment = (model: string): string => `chronicle read model ${model}`
+
+/** A read model's table, split into its optional schema and its name. */
+interface TableName {
+  readonly schema: string | undefined
+  readonly name: string
+}
+
+/** `name` in the table's schema, as `sql(...)` takes it (a dot separates the schema). */
+const inSchema = (table: TableName, name: string) => (table.schema === undefined ? name : `${table.schema}.${name}`)
+
+/** Checks a model's name and table (see the module doc) and splits the table into schema and name. */
+const validate = <A, Err, R>(model: ReadModel<A, Err, R>): Result.Result<TableName, InvalidReadModel> => {
+  const fail = (reason: NameProblem) =>
+    Result.fail(new InvalidReadModel({ model: String(model.name), table: String(model.table), reason }))
+  const check = (part: string, text: unknown, limit: number): NameProblem | undefined => {
+    if (typeof text !== "string" || text === "") return { _tag: "Empty", part }
+    const problem = Storable.textProblem(text)
+    if (problem !== undefined) return { _tag: "UnrepresentableText", part, detail: problem }
+    const bytes = Buffer.byteLength(text)
+    return bytes > limit ? { _tag: "TooLong", part, bytes, limit } : undefined
+  }
+  const nameProblem = check("name", model.name, Number.POSITIVE_INFINITY)
+  if (nameProblem !== undefined) return fail(nameProblem)
+  if (typeof model.table !== "string") return fail({ _tag: "Empty", part: "table" })
+  const parts = model.table.split(".")
+  if (parts.length > 2) return fail({ _tag: "TooManyDots", dots: parts.length - 1 })
+  const [schema, name] = parts.length === 2 ? [parts[0], parts[1]] : [undefined, parts[0]]
+  const schemaProblem = schema === undefined ? undefined : check("schema", schema, maxIdentifierBytes)
+  if (schemaProblem !== undefined) return fail(schemaProblem)
+  const tableProblem = check("table", name, maxTableBytes)
+  if (tableProblem !== undefined) return fail(tableProblem)
+  const reserved = name!.match(shadowSuffix)
+  if (reserved !== null) return fail({ _tag: "ReservedSuffix", suffix: reserved[0] })
+  return Result.succeed({ schema, name: name! })
+}
+
 /** A read model kept in a Postgres table. */
 export interface ReadModel<A, Err = never, R = never> {
   /** The projection's name: the key of its checkpoint, lease and dead letters. */
   readonly name: string
-  /** The table readers query. */
+  /** The table readers query: `"name"` or `"schema.name"` (see the module doc for what a name may hold). */
   readonly table: string
   /** Only events of streams in these categories; every category unless set. */
   readonly categories?: ReadonlyArray<string>
@@ -56,7 +169,10 @@ export interface ReadModel<A, Err = never, R = never> {
   readonly types?: ReadonlyArray<string>
   /** Turns a recorded event into what the handler sees; a failure goes through the failure policy. */
   readonly decode: (recorded: Envelope.RecordedEvent) => Result.Result<A, EventCodec.EventDecodeError>
-  /** Creates an empty table named `table` (the live name, or a rebuild's), with its indexes. */
+  /**
+   * Creates an empty table named `table` (the live name, or a rebuild's shadow), with its indexes; write it as
+   * `sql(table)`, which quotes each part and reads the dot as the schema's. Chronicle comments the table afterwards.
+   */
   readonly create: (table: string) => Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient>
   /** Writes one batch into `table`; runs inside the batch's transaction. */
   readonly handle: (table: string) => (events: Stream.Stream<A>) => Effect.Effect<void, Err, R>
@@ -74,17 +190,66 @@ export const make = <A, Err = never, R = never>(model: ReadModel<A, Err, R>): Re
 /** What a Postgres read model needs from its context. */
 export type Requirements<R> = ProjectionRunner.Requirements<R> | SqlClient.SqlClient
 
-const createFresh = <A, Err, R>(model: ReadModel<A, Err, R>, table: string) =>
+const quoted = Statement.defaultEscape('"')
+
+/** Whether `table` exists, and its comment. */
+const lookUp = (table: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.andThen(sql`DROP TABLE IF EXISTS ${sql(table)}`, model.create(table))
+    Effect.map(
+      // By the identifier `sql(table)` writes (quoted as is), not by the bare name Postgres would fold.
+      sql<{ exists: boolean; comment: string | null }>`
+        SELECT to_regclass(${quoted(table)}) IS NOT NULL AS exists,
+          obj_description(to_regclass(${quoted(table)}), 'pg_class') AS comment`,
+      ([row]) => ({ exists: row?.exists === true, comment: row?.comment ?? null })
+    )
   )
 
-/** The projection of `model` that writes into `table` (the live table unless given); its reset recreates the table. */
+/** Creates `table` with the model's `create` and marks it as the model's. */
+const createOwned = <A, Err, R>(model: ReadModel<A, Err, R>, table: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.andThen(
+      model.create(table),
+      // COMMENT takes no parameters: the literal is quoted here (a validated name holds no NUL).
+      sql.unsafe(`COMMENT ON TABLE ${quoted(table)} IS '${ownerComment(model.name).replaceAll("'", "''")}'`)
+    )
+  )
+
+/** Drops `table` if it exists and the model created it; fails with `ReadModelNotOwned` if another did. */
+const dropOwned = <A, Err, R>(model: ReadModel<A, Err, R>, table: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const found = yield* lookUp(table)
+    if (!found.exists) return
+    if (found.comment !== ownerComment(model.name)) {
+      return yield* new ReadModelNotOwned({ model: model.name, table, comment: found.comment })
+    }
+    yield* sql`DROP TABLE ${sql(table)}`
+  })
+
+const setUpFailed = (model: { readonly name: string }, table: string) => (cause: SqlError.SqlError) =>
+  new ReadModelError({ model: model.name, table, cause })
+
+/** Replaces `table` with an empty one the model owns, refusing to drop one it does not. */
+const createFresh = <A, Err, R>(
+  model: ReadModel<A, Err, R>,
+  table: string
+): Effect.Effect<void, InvalidReadModel | ReadModelNotOwned | ReadModelError, SqlClient.SqlClient> =>
+  Effect.andThen(
+    Effect.fromResult(validate(model)),
+    Effect.andThen(dropOwned(model, table), createOwned(model, table)).pipe(
+      Effect.catchTag("SqlError", (cause) => Effect.fail(setUpFailed(model, table)(cause)))
+    )
+  )
+
+/**
+ * The projection of `model` that writes into `table` (the live table unless given); its reset replaces the table
+ * with an empty one, if the model created it (see the module doc).
+ */
 export const projection = <A, Err, R>(
   model: ReadModel<A, Err, R>,
   table: string = model.table
-): Projection.Projection<A, Err | SqlError.SqlError, R | SqlClient.SqlClient> =>
-  Projection.make<A, Err | SqlError.SqlError, R | SqlClient.SqlClient>({
+): Projection.Projection<A, Err | InvalidReadModel | ReadModelNotOwned | ReadModelError, R | SqlClient.SqlClient> =>
+  Projection.make<A, Err | InvalidReadModel | ReadModelNotOwned | ReadModelError, R | SqlClient.SqlClient>({
     ...model,
     handle: model.handle(table),
     reset: createFresh(model, table)
@@ -101,8 +266,6 @@ export const transaction: Effect.Effect<LogFollower.Transaction, never, SqlClien
   (sql) => (self) => withTransaction(sql, self, (cause) => new LogFollower.TransactionError({ cause }))
 )
 
-const quoted = Statement.defaultEscape('"')
-
 /**
  * Creates the model's table if it does not exist yet. Instances starting together take turns (a transaction-scoped
  * advisory lock on the table's name), so only the first creates it and the others see it.
@@ -115,9 +278,7 @@ const ensureTable = <A, Err, R>(
       sql,
       Effect.gen(function* () {
         yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`chronicle_read_model:${model.table}`}))`
-        // Looked up by the identifier `sql(table)` writes (quoted as is), not by the bare name Postgres would fold.
-        const [row] = yield* sql<{ exists: boolean }>`SELECT to_regclass(${quoted(model.table)}) IS NOT NULL AS exists`
-        if (row?.exists !== true) yield* model.create(model.table)
+        if (!(yield* lookUp(model.table)).exists) yield* createOwned(model, model.table)
       }),
       (cause) => cause
     ).pipe(Effect.mapError((cause) => new ReadModelError({ model: model.name, table: model.table, cause })))
@@ -125,17 +286,19 @@ const ensureTable = <A, Err, R>(
 
 /**
  * Creates the model's table if needed, then starts its runner in the background for as long as the scope is open
- * (see `ProjectionRunner.start`). Fails with `ReadModelError` when the table cannot be set up, as when the database
- * is down at boot; once running, outages only restart the runner.
+ * (see `ProjectionRunner.start`). Fails with `InvalidReadModel` for a name or table that cannot be used, and with
+ * `ReadModelError` when the table cannot be set up, as when the database is down at boot or the table's schema is
+ * missing; once running, outages only restart the runner.
  */
 export const start = <A, Err, R>(
   model: ReadModel<A, Err, R>
 ): Effect.Effect<
   LogFollower.Handle,
-  ReadModelError | LogFollower.InvalidFollowerName,
+  InvalidReadModel | ReadModelError | LogFollower.InvalidFollowerName,
   Requirements<R> | Lease.Lease | Scope.Scope
 > =>
   Effect.gen(function* () {
+    yield* Effect.fromResult(validate(model))
     yield* ensureTable(model)
     return yield* ProjectionRunner.start(projection(model), { transaction: yield* transaction })
   })
@@ -143,8 +306,11 @@ export const start = <A, Err, R>(
 /** Runs the model's projection for as long as the layer lives: one active runner across instances, by lease. */
 export const layer = <A, Err, R>(
   model: ReadModel<A, Err, R>
-): Layer.Layer<never, ReadModelError | LogFollower.InvalidFollowerName, Requirements<R> | Lease.Lease> =>
-  Layer.effectDiscard(start(model))
+): Layer.Layer<
+  never,
+  InvalidReadModel | ReadModelError | LogFollower.InvalidFollowerName,
+  Requirements<R> | Lease.Lease
+> => Layer.effectDiscard(start(model))
 
 /** The Postgres checkpoints, dead letters and leases that read models run on. */
 export const layerServices = (
@@ -175,31 +341,46 @@ const countBetween =
  * Rebuilds the model aside and swaps it in: replays the whole log into a fresh table with progress, then, in one
  * transaction holding the projection's checkpoint row, applies the events that arrived meanwhile, replaces the live
  * table and sets the checkpoint. Readers never see a half-built model; a failed rebuild drops its table and changes
- * nothing. Returns the position the rebuilt model stands at. Fails with `ReadModelError` when a table cannot be
- * created or swapped in, and as a catch-up does otherwise (`ProjectionFailed` under the `"stop"` policy, the stores'
- * and the transaction's errors, the database down included).
+ * nothing. Returns the position the rebuilt model stands at. Fails with `InvalidReadModel` for a name or table that
+ * cannot be used, `ReadModelNotOwned` when the live table (or a table under the shadow's name) was not created by the
+ * model, `ReadModelError` when a table cannot be created or swapped in, and as a catch-up does otherwise
+ * (`ProjectionFailed` under the `"stop"` policy, the stores' and the transaction's errors, the database down
+ * included).
  */
 export const rebuild = <A, Err, R>(
   model: ReadModel<A, Err, R>,
   options: { readonly onProgress?: (progress: LogFollower.Progress) => Effect.Effect<void> } = {}
-): Effect.Effect<bigint, LogFollower.CatchUpError | ReadModelError, Requirements<R>> =>
+): Effect.Effect<
+  bigint,
+  LogFollower.CatchUpError | InvalidReadModel | ReadModelNotOwned | ReadModelError,
+  Requirements<R>
+> =>
   Effect.gen(function* () {
+    const table = yield* Effect.fromResult(validate(model))
     const sql = yield* SqlClient.SqlClient
     const checkpoints = yield* CheckpointStore.CheckpointStore
     const suffix = crypto.randomUUID().slice(0, 8)
-    const shadow = `${model.table}_rebuild_${suffix}`
+    const shadow = inSchema(table, `${table.name}_rb_${suffix}`)
     const checkpoint = `${model.name}:rebuild:${suffix}`
     const aside = projection(model, shadow)
     const run = { transaction: yield* transaction, checkpoint }
-    const tableFailed = (table: string) => (cause: SqlError.SqlError) =>
-      new ReadModelError({ model: model.name, table, cause })
-    const cleanUp = Effect.andThen(
-      sql`DROP TABLE IF EXISTS ${sql(shadow)}`,
-      sql`DELETE FROM chronicle_checkpoints WHERE projection = ${checkpoint}`
+    const tableFailed = (table: string) => setUpFailed(model, table)
+    let created = false
+    const cleanUp = Effect.suspend(() =>
+      Effect.andThen(
+        created ? dropOwned(model, shadow) : Effect.void,
+        sql`DELETE FROM chronicle_checkpoints WHERE projection = ${checkpoint}`
+      )
     ).pipe(Effect.ignore)
 
     return yield* Effect.gen(function* () {
-      yield* createFresh(model, shadow).pipe(Effect.mapError(tableFailed(shadow)))
+      // A table already under the shadow's name is someone else's: it is neither written nor dropped.
+      const existing = yield* lookUp(shadow).pipe(Effect.mapError(tableFailed(shadow)))
+      if (existing.exists) {
+        return yield* new ReadModelNotOwned({ model: model.name, table: shadow, comment: existing.comment })
+      }
+      created = true
+      yield* createOwned(model, shadow).pipe(Effect.mapError(tableFailed(shadow)))
       yield* checkpoints.save(checkpoint, 0n)
       yield* ProjectionRunner.catchUp(aside, { ...run, total: countBetween(model), ...options })
       const swap = Effect.gen(function* () {
@@ -212,9 +393,9 @@ export const rebuild = <A, Err, R>(
         )
         const position = yield* ProjectionRunner.catchUp(aside, run)
         yield* Effect.andThen(
-          sql`DROP TABLE IF EXISTS ${sql(model.table)}`,
-          sql`ALTER TABLE ${sql(shadow)} RENAME TO ${sql(model.table)}`
-        ).pipe(Effect.mapError(tableFailed(model.table)))
+          dropOwned(model, model.table),
+          sql`ALTER TABLE ${sql(shadow)} RENAME TO ${sql(table.name)}`
+        ).pipe(Effect.catchTag("SqlError", (cause) => Effect.fail(tableFailed(model.table)(cause))))
         yield* checkpoints.save(model.name, position)
         yield* sql`DELETE FROM chronicle_checkpoints WHERE projection = ${checkpoint}`.pipe(
           Effect.mapError(tableFailed(model.table))
