@@ -209,7 +209,7 @@ layer(Live, { excludeTestServices: true, timeout: 180_000 })("Projections on Pos
       assert.deepStrictEqual(yield* modelRows, yield* fullReplay)
       const tables = yield* sql<{
         n: number
-      }>`SELECT count(*)::int AS n FROM pg_tables WHERE tablename LIKE 'counts_rebuild%'`
+      }>`SELECT count(*)::int AS n FROM pg_tables WHERE tablename LIKE 'counts_rb_%'`
       assert.strictEqual(tables[0]?.n, 0)
     }).pipe(Effect.scoped)
   )
