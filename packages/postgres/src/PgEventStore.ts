@@ -10,7 +10,8 @@
  * running (`pg_snapshot_xmin(pg_current_snapshot())`): everything under that bound is settled, nothing can appear
  * there later, and one statement reads under one snapshot. **Gotcha:** a long-open writing transaction anywhere on
  * the server holds every reader back (it never makes one skip); `horizonNow` reports which backend does it and
- * for how long, and sets the gauge `chronicle_horizon_age_seconds`.
+ * for how long, and sets the gauge `chronicle_horizon_age_seconds`, which the store also samples every
+ * `horizonInterval` while anything subscribes.
  *
  * **Wake-ups.** Appends do not NOTIFY inside their transaction (that would serialise commits on the notify queue's
  * lock). Subscribers in this process are woken by the appends themselves (after the caller's commit, for appends in
@@ -31,7 +32,7 @@ import {
   Subscription
 } from "@chronicle/core"
 import { PgClient, PgConnection } from "@effect/sql-pg"
-import { type Duration, Effect, Layer, Metric, Option, Predicate, PubSub, Queue, RcRef, Stream } from "effect"
+import { type Duration, Effect, Layer, Metric, Option, Predicate, PubSub, Queue, RcRef, Schedule, Stream } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
 import * as GroupCommit from "./internal/GroupCommit.ts"
@@ -47,6 +48,11 @@ export interface Options {
    * and commit (see the module doc); `true` unless set.
    */
   readonly groupCommit?: boolean
+  /**
+   * How often the store samples the read horizon (`horizonNow`, which sets the gauge `chronicle_horizon_age_seconds`)
+   * while at least one subscription is open; 5 seconds unless set.
+   */
+  readonly horizonInterval?: Duration.Input
 }
 
 /** Who holds the read horizon back: the oldest running transaction that has written anything. */
@@ -187,20 +193,31 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     Stream.runForEach(() => sql.notify(channel, "").pipe(Effect.ignore, Effect.andThen(Effect.sleep(notifyEvery)))),
     Effect.forkScoped
   )
+  // Followers read behind the horizon: while they do, its age is sampled for the gauge (without spans, as lag is).
+  const sampleHorizon = horizonNow.pipe(
+    Effect.provideService(SqlClient.SqlClient, sql),
+    Effect.ignore,
+    Effect.withTracerEnabled(false),
+    Effect.repeat(Schedule.spaced(options.horizonInterval ?? "5 seconds")),
+    Effect.forkScoped
+  )
   // The listener holds a connection of its own, outside the app's pool, and only while something subscribes: the
-  // first subscription opens it, the last one to end closes it.
+  // first subscription opens it (and the horizon's sampler), the last one to end closes it.
   const listener = yield* RcRef.make({
-    acquire: Effect.scoped(
-      Effect.flatMap(PgConnection.make(sql.config), (connection) =>
-        Effect.flatMap(connection.listen(channel), (queue) =>
-          Effect.forever(Effect.flatMap(Queue.take(queue), () => PubSub.publish(wakeups, undefined)))
+    acquire: Effect.andThen(
+      sampleHorizon,
+      Effect.scoped(
+        Effect.flatMap(PgConnection.make(sql.config), (connection) =>
+          Effect.flatMap(connection.listen(channel), (queue) =>
+            Effect.forever(Effect.flatMap(Queue.take(queue), () => PubSub.publish(wakeups, undefined)))
+          )
         )
+      ).pipe(
+        Effect.tapCause(() => PubSub.publish(wakeups, undefined)),
+        Effect.retry(reconnect),
+        Effect.forkScoped,
+        Effect.asVoid
       )
-    ).pipe(
-      Effect.tapCause(() => PubSub.publish(wakeups, undefined)),
-      Effect.retry(reconnect),
-      Effect.forkScoped,
-      Effect.asVoid
     )
   })
 

@@ -1,10 +1,10 @@
-import { EventId, EventStore, ExpectedVersion } from "@chronicle/core"
+import { EventId, EventStore, ExpectedVersion, Metrics } from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
 import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { PgTest } from "@chronicle/testing"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Option, Redacted, Schedule, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 
 const StoreLive = PgEventStore.layer().pipe(Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer)))
@@ -134,6 +134,35 @@ layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
         [stream]
       )
     })
+  )
+
+  it.effect("while something subscribes, the store samples the horizon's age into its gauge", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const store = yield* PgEventStore.make({ horizonInterval: "20 millis" })
+      const opened = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const holder = yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            yield* store.append(streamOf("hzgauge"), [event()], ExpectedVersion.noStream)
+            yield* Deferred.succeed(opened, undefined)
+            yield* Deferred.await(release)
+          })
+        )
+        .pipe(Effect.forkChild)
+      yield* Deferred.await(opened)
+      const age = Effect.map(Metric.value(Metrics.horizonAge), (gauge) => gauge.value)
+      assert.strictEqual(yield* age, 0)
+      yield* store.subscribe({ categories: ["hzgauge"] }).pipe(Stream.runDrain, Effect.forkChild)
+      const seen = yield* age.pipe(
+        Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (seconds) => seconds > 0 }),
+        Effect.timeout("20 seconds")
+      )
+      assert.isAbove(seen, 0)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+    }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map()))
   )
 
   it.effect("a transaction left open holds readers back without making them skip, and the horizon names it", () =>
