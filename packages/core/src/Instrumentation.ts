@@ -40,7 +40,7 @@ const dbAttributes = (options: Options, operation: string): Record<string, unkno
 
 /** Wraps an event store so each operation is a span and appends update the append metrics. */
 export const eventStore = (store: EventStore.Service, options: Options = {}): EventStore.Service => {
-  const appendAttributes = dbAttributes(options, "append")
+  const system = options.system
   const readStreamAttributes = dbAttributes(options, "readStream")
   const readAllAttributes = dbAttributes(options, "readAll")
   const noStackTrace = { captureStackTrace: false } as const
@@ -48,35 +48,33 @@ export const eventStore = (store: EventStore.Service, options: Options = {}): Ev
   const append = (stream: string, events: ReadonlyArray<EventData>, expected: ExpectedVersion.ExpectedVersion) => {
     // Attributes come from input not yet validated (the store refuses bad input inside the span), so read it warily.
     const category = typeof stream === "string" ? StreamName.category(stream) : ""
-    return Effect.useSpan(
-      "EventStore.append",
-      {
-        kind: "client",
-        attributes: {
-          ...appendAttributes,
-          "chronicle.stream": stream,
-          "chronicle.category": category,
-          "chronicle.expected_version": Predicate.hasProperty(expected, "_tag")
-            ? ExpectedVersion.describe(expected)
-            : String(expected),
-          "chronicle.event_count": Array.isArray(events) ? events.length : 0
-        }
-      },
-      (span) =>
-        // The append is one span: the statements it runs make none, which halves what tracing costs per append.
-        store.append(stream, events, expected).pipe(
-          Effect.withTracerEnabled(false),
-          Effect.tap((result) => {
-            span.attribute("chronicle.version", result.version)
-            span.attribute("chronicle.written", result.written)
-            return Metric.update(appended(category), result.written)
-          }),
-          Effect.tapError((error) =>
-            error._tag === "ConcurrencyError" ? Metric.update(conflicts(category), 1) : Effect.void
-          ),
-          Effect.trackDuration(appendDuration(category), toSeconds),
-          Effect.withParentSpan(span, noStackTrace)
-        )
+    const count = Array.isArray(events) ? events.length : 0
+    // Exporting a span costs about in proportion to its attributes, so the append's carry no derivable or constant
+    // one (the category is in the stream, the events' table in the store's docs) and `written` only for a repeat.
+    const attributes: Record<string, unknown> = {
+      "db.operation.name": "append",
+      "chronicle.stream": stream,
+      "chronicle.expected_version": Predicate.hasProperty(expected, "_tag")
+        ? ExpectedVersion.describe(expected)
+        : String(expected),
+      "chronicle.event_count": count
+    }
+    if (system !== undefined) attributes["db.system.name"] = system
+    return Effect.useSpan("EventStore.append", { kind: "client", attributes }, (span) =>
+      // The append is one span: the statements it runs make none, which halves what tracing costs per append.
+      store.append(stream, events, expected).pipe(
+        Effect.withTracerEnabled(false),
+        Effect.tap((result) => {
+          span.attribute("chronicle.version", result.version)
+          if (result.written !== count) span.attribute("chronicle.written", result.written)
+          return Metric.update(appended(category), result.written)
+        }),
+        Effect.tapError((error) =>
+          error._tag === "ConcurrencyError" ? Metric.update(conflicts(category), 1) : Effect.void
+        ),
+        Effect.trackDuration(appendDuration(category), toSeconds),
+        Effect.withParentSpan(span, noStackTrace)
+      )
     )
   }
 
