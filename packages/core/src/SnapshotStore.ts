@@ -8,6 +8,7 @@
 import { Context, Effect, Layer, Option, Ref, Schema } from "effect"
 import * as Instrumentation from "./Instrumentation.ts"
 import { describeCause } from "./internal/describeCause.ts"
+import { type InvalidStreamName, validate } from "./StreamName.ts"
 
 /** The state of a stream at one version, encoded as JSON. */
 export interface Snapshot {
@@ -35,15 +36,24 @@ export class SnapshotStoreError extends Schema.TaggedError<SnapshotStoreError>()
   }
 }
 
-/** The snapshot store's operations. */
+/**
+ * The snapshot store's operations. A stream name no event store accepts (`StreamName.validate`: a NUL, a lone
+ * surrogate...) fails with `InvalidStreamName` before any I/O, in every store Chronicle ships.
+ */
 export interface Service {
   /** The latest snapshot saved for `stream`, if any. */
-  readonly load: (stream: string) => Effect.Effect<Option.Option<Snapshot>, SnapshotStoreError>
+  readonly load: (stream: string) => Effect.Effect<Option.Option<Snapshot>, SnapshotStoreError | InvalidStreamName>
   /** Replaces the snapshot of `snapshot.stream` (the last save wins: every snapshot the loader accepts is correct). */
-  readonly save: (snapshot: Snapshot) => Effect.Effect<void, SnapshotStoreError>
+  readonly save: (snapshot: Snapshot) => Effect.Effect<void, SnapshotStoreError | InvalidStreamName>
   /** Forgets the snapshot of `stream`, for example after forgetting personal data its state held. */
-  readonly delete: (stream: string) => Effect.Effect<void, SnapshotStoreError>
+  readonly delete: (stream: string) => Effect.Effect<void, SnapshotStoreError | InvalidStreamName>
 }
+
+/** Runs `effect` only if `stream` is a valid stream name, failing with `InvalidStreamName` otherwise. */
+export const withValidStream = <A, E, R>(
+  stream: string,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | InvalidStreamName, R> => Effect.andThen(Effect.fromResult(validate(stream)), effect)
 
 /** A store that keeps nothing: what `SnapshotStore` is when no layer provides one. */
 export const none: Service = {
@@ -61,14 +71,25 @@ export class SnapshotStore extends Context.Reference<Service>("@chronicle/core/S
 export const makeMemory: Effect.Effect<Service> = Effect.map(
   Ref.make(new Map<string, Snapshot>()),
   (snapshots): Service => ({
-    load: (stream) => Effect.map(Ref.get(snapshots), (all) => Option.fromNullishOr(all.get(stream))),
-    save: (snapshot) => Ref.update(snapshots, (all) => new Map(all).set(snapshot.stream, snapshot)),
+    load: (stream) =>
+      withValidStream(
+        stream,
+        Effect.map(Ref.get(snapshots), (all) => Option.fromNullishOr(all.get(stream)))
+      ),
+    save: (snapshot) =>
+      withValidStream(
+        snapshot.stream,
+        Ref.update(snapshots, (all) => new Map(all).set(snapshot.stream, snapshot))
+      ),
     delete: (stream) =>
-      Ref.update(snapshots, (all) => {
-        const rest = new Map(all)
-        rest.delete(stream)
-        return rest
-      })
+      withValidStream(
+        stream,
+        Ref.update(snapshots, (all) => {
+          const rest = new Map(all)
+          rest.delete(stream)
+          return rest
+        })
+      )
   })
 )
 

@@ -35,6 +35,24 @@ const Stores = Layer.mergeAll(
 )
 
 describe("loading with snapshots (in memory)", () => {
+  it.effect("a stream name no store can hold is InvalidStreamName on load, save and delete, never a store error", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore.SnapshotStore
+      for (const stream of ["tally-\u0000", "tally-\ud800", "nodash"]) {
+        const snapshot = { stream, version: 1, eventId: crypto.randomUUID(), fingerprint: "f", state: {} }
+        const errors = [
+          yield* Effect.flip(store.load(stream)),
+          yield* Effect.flip(store.save(snapshot)),
+          yield* Effect.flip(store.delete(stream))
+        ]
+        assert.deepStrictEqual(
+          errors.map((error) => error._tag),
+          ["InvalidStreamName", "InvalidStreamName", "InvalidStreamName"]
+        )
+      }
+    }).pipe(Effect.provide(SnapshotStore.layerMemory))
+  )
+
   it.live("the policy's snapshot is used: the state comes from it plus the events after it", () =>
     Effect.gen(function* () {
       yield* count("a", ["x", "y", "x", "z", "x"]).pipe(

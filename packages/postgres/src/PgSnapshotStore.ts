@@ -22,37 +22,46 @@ export const make = Effect.gen(function* () {
     new SnapshotStore.SnapshotStoreError({ operation, stream, cause })
 
   const load = (stream: string) =>
-    sql<SnapshotRow>`
+    SnapshotStore.withValidStream(
+      stream,
+      sql<SnapshotRow>`
       SELECT version, event_id::text, fingerprint, state FROM chronicle_snapshots WHERE stream_id = ${stream}`.pipe(
-      Effect.map(([row]) =>
-        row === undefined
-          ? Option.none()
-          : Option.some({
-              stream,
-              version: row.version,
-              eventId: row.event_id,
-              fingerprint: row.fingerprint,
-              state: row.state
-            })
-      ),
-      Effect.mapError(storeError("load", stream))
+        Effect.map(([row]) =>
+          row === undefined
+            ? Option.none()
+            : Option.some({
+                stream,
+                version: row.version,
+                eventId: row.event_id,
+                fingerprint: row.fingerprint,
+                state: row.state
+              })
+        ),
+        Effect.mapError(storeError("load", stream))
+      )
     )
 
   const save = (snapshot: SnapshotStore.Snapshot) =>
-    sql`
+    SnapshotStore.withValidStream(
+      snapshot.stream,
+      sql`
       INSERT INTO chronicle_snapshots (stream_id, version, event_id, fingerprint, state)
       VALUES (${snapshot.stream}, ${snapshot.version}, ${snapshot.eventId}::uuid, ${snapshot.fingerprint},
               ${JSON.stringify(snapshot.state)}::jsonb)
       ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, event_id = excluded.event_id,
         fingerprint = excluded.fingerprint, state = excluded.state, saved_at = now()`.pipe(
-      Effect.asVoid,
-      Effect.mapError(storeError("save", snapshot.stream))
+        Effect.asVoid,
+        Effect.mapError(storeError("save", snapshot.stream))
+      )
     )
 
   const remove = (stream: string) =>
-    sql`DELETE FROM chronicle_snapshots WHERE stream_id = ${stream}`.pipe(
-      Effect.asVoid,
-      Effect.mapError(storeError("delete", stream))
+    SnapshotStore.withValidStream(
+      stream,
+      sql`DELETE FROM chronicle_snapshots WHERE stream_id = ${stream}`.pipe(
+        Effect.asVoid,
+        Effect.mapError(storeError("delete", stream))
+      )
     )
 
   return { load, save, delete: remove } satisfies SnapshotStore.Service

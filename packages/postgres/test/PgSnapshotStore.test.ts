@@ -28,6 +28,24 @@ const snapshotAt = (id: string, version: number) =>
   })
 
 layer(Live, { excludeTestServices: true })("PgSnapshotStore", (it) => {
+  it.effect("a stream name no store can hold is InvalidStreamName on load, save and delete, never a store error", () =>
+    Effect.gen(function* () {
+      const store = yield* SnapshotStore.SnapshotStore
+      for (const stream of ["tally-\u0000", "tally-\ud800", "nodash"]) {
+        const snapshot = { stream, version: 1, eventId: crypto.randomUUID(), fingerprint: "f", state: {} }
+        const errors = [
+          yield* Effect.flip(store.load(stream)),
+          yield* Effect.flip(store.save(snapshot)),
+          yield* Effect.flip(store.delete(stream))
+        ]
+        assert.deepStrictEqual(
+          errors.map((error) => error._tag),
+          ["InvalidStreamName", "InvalidStreamName", "InvalidStreamName"]
+        )
+      }
+    })
+  )
+
   it.effect("32 concurrent commands on one aggregate with the default retry all succeed, versions 1..32", () =>
     Effect.gen(function* () {
       const keys = Array.from({ length: 32 }, (_, i) => `k${i}`)
