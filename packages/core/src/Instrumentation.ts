@@ -60,7 +60,8 @@ export const eventStore = (store: EventStore.Service, options: Options = {}): Ev
       "chronicle.event_count": count
     }
     if (system !== undefined) attributes["db.system.name"] = system
-    return Effect.useSpan("EventStore.append", { kind: "client", attributes }, (span) =>
+    // Level Debug: an app that sets `Tracer.MinimumTraceLevel` to Info exports its commands without these spans.
+    return Effect.useSpan("EventStore.append", { kind: "client", level: "Debug", attributes }, (span) =>
       // The append is one span: the statements it runs make none, which halves what tracing costs per append.
       store.append(stream, events, expected).pipe(
         Effect.withTracerEnabled(false),

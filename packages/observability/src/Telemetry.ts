@@ -18,7 +18,7 @@
 
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
-import { type Duration, Layer } from "effect"
+import { type Duration, Layer, type LogLevel, Tracer } from "effect"
 import { FetchHttpClient, type Headers, HttpRouter, type HttpServerError } from "effect/http"
 import { Otlp, OtlpExporter, PrometheusMetrics } from "effect/observability"
 
@@ -50,6 +50,11 @@ export interface Options {
   readonly serviceVersion?: string
   readonly otlp?: OtlpOptions
   readonly prometheus?: PrometheusOptions
+  /**
+   * The lowest level of span exported (`Tracer.MinimumTraceLevel`); every span unless set. `"Info"` leaves out the
+   * `EventStore.append` spans (level Debug), the hot path's largest tracing cost, and keeps the commands' spans.
+   */
+  readonly spanLevel?: LogLevel.LogLevel
 }
 
 /**
@@ -87,5 +92,6 @@ export const layerPrometheus = (options: PrometheusOptions): Layer.Layer<never, 
 export const layer = (options: Options): Layer.Layer<OtlpExporter.Flusher, HttpServerError.ServeError> =>
   Layer.mergeAll(
     options.otlp === undefined ? OtlpExporter.layerFlusher : layerOtlp({ ...options, ...options.otlp }),
-    options.prometheus === undefined ? Layer.empty : layerPrometheus(options.prometheus)
+    options.prometheus === undefined ? Layer.empty : layerPrometheus(options.prometheus),
+    options.spanLevel === undefined ? Layer.empty : Layer.succeed(Tracer.MinimumTraceLevel, options.spanLevel)
   )

@@ -53,6 +53,23 @@ const appendSome = Effect.gen(function* () {
 }).pipe(Effect.provide(EventStore.layerMemory))
 
 describe("Telemetry", () => {
+  it.live("with spanLevel Info, a command's span is exported and its appends' spans are not", () =>
+    Effect.gen(function* () {
+      const { url, received } = yield* collector
+      yield* Effect.gen(function* () {
+        yield* appendSome.pipe(Effect.withSpan("Command"))
+        yield* (yield* OtlpExporter.Flusher).flush
+      }).pipe(
+        Effect.provide(Telemetry.layer({ serviceName: "cart-test", otlp: { url }, spanLevel: "Info" })),
+        Effect.provideService(Metric.MetricRegistry, new Map())
+      )
+      const names = (received.get("/v1/traces") ?? []).flatMap((body) =>
+        body.resourceSpans.flatMap((r: any) => r.scopeSpans.flatMap((s: any) => s.spans.map((span: any) => span.name)))
+      )
+      assert.deepStrictEqual(names, ["Command"])
+    })
+  )
+
   it.live("sends spans, metrics and logs to an OTLP/HTTP collector", () =>
     Effect.gen(function* () {
       const { url, received } = yield* collector
