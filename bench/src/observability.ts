@@ -59,6 +59,26 @@ const appendOn: Bench.Section = {
         ours: on,
         raw: off
       })
+      // The same with `spanLevel: "Info"`: the append spans are made but not exported (what an app exporting only its
+      // commands' spans pays), with the metrics.
+      const infoTelemetry = yield* Layer.build(
+        Telemetry.layer({
+          serviceName: "chronicle-bench",
+          otlp: { url, exportInterval: "1 second" },
+          spanLevel: "Info"
+        })
+      )
+      const info = Bench.throughput(8, seconds, () =>
+        Effect.as(instrumented.append(newStream("info"), events(1), ExpectedVersion.noStream), 1)
+      ).pipe(Effect.provideContext(infoTelemetry))
+      yield* info
+      const infoResult = yield* Bench.interleave({
+        label: "observability spanLevel Info/off, concurrency 8",
+        measure: Bench.eventsPerSecond,
+        reps,
+        ours: info,
+        raw: off
+      })
       const memory = yield* EventStore.makeMemory
       const memoryInstrumented = Instrumentation.eventStore(memory)
       const memoryOn = Bench.throughput(8, seconds, () =>
@@ -84,6 +104,13 @@ const appendOn: Bench.Section = {
           ...result,
           baseline: "the same appends with tracing and metrics off",
           target: 0.95
+        }),
+        Bench.row({
+          figure:
+            "append 1 event to a new stream, concurrency 8, metrics on, tracing with spanLevel Info (no append spans exported)",
+          measure: Bench.eventsPerSecond,
+          ...infoResult,
+          baseline: "the same appends with tracing and metrics off"
         }),
         Bench.row({
           figure: "append 1 event to a new stream in memory, concurrency 8, tracing (OTLP) and metrics on",
