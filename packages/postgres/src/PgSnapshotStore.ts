@@ -16,7 +16,7 @@ interface SnapshotRow {
 }
 
 /** Builds the store on the `PgClient` in context. */
-export const make = Effect.gen(function* () {
+export const make: Effect.Effect<SnapshotStore.Service, never, PgClient.PgClient> = Effect.gen(function* () {
   const sql = yield* PgClient.PgClient
   const storeError = (operation: string, stream: string) => (cause: SqlError.SqlError) =>
     new SnapshotStore.SnapshotStoreError({ operation, stream, cause })
