@@ -12,7 +12,7 @@
  * **Gotchas:** personal string values shorter than `minLeakLength` are not searched for elsewhere (they would match
  * by chance). Values written before a value was marked personal stay in the clear: forgetting cannot erase them.
  */
-import { Array as Arr, Effect, Layer, Option, Result, Schema, Stream } from "effect"
+import { Array as Arr, Effect, Layer, Metric, Option, Result, Schema, Stream } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import type { EventData, RecordedEvent } from "./Envelope.ts"
 import { EventDecodeError } from "./EventCodec.ts"
@@ -21,6 +21,7 @@ import { type AppendError, EventStore, EventStoreError, InvalidAppend, type Serv
 import * as EventVersions from "./EventVersions.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
 import * as KeyStore from "./KeyStore.ts"
+import * as Metrics from "./Metrics.ts"
 import * as PersonalData from "./PersonalData.ts"
 import {
   type Snapshot,
@@ -198,6 +199,7 @@ export const makeCipher = (
         if (subjects.size === 0) return events
         const found = yield* keys.find([...subjects]).pipe(Effect.mapError(keyError("find")))
         let failure: EventStoreError | undefined
+        let failures = 0
         const opened = Arr.map(events, (event, index) => {
           const subject = toOpen[index]
           if (subject === undefined) return event
@@ -213,9 +215,12 @@ export const makeCipher = (
           const { stream, version, position, type, schemaVersion } = event
           const cause = new EventDecodeError({ stream, version, position, type, schemaVersion, reason: data.failure })
           failure ??= new EventStoreError({ operation: "decrypt", stream, cause })
+          failures++
           return event
         })
-        return failure === undefined ? opened : yield* failure
+        if (failure === undefined) return opened
+        yield* Metric.update(Metrics.decryptionFailures, failures)
+        return yield* failure
       })
 
     return { encrypt, decrypt }
