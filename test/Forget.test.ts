@@ -54,7 +54,7 @@ const App = Layer.mergeAll(
   PgProjection.layerServices({ retryInterval: "50 millis", heartbeatInterval: "200 millis" })
 ).pipe(Layer.provideMerge(Db))
 
-// The outbox publishes what is stored: it reads the raw store, so the broker gets sealed values only.
+// The outbox reads the app's store (upcasting over crypto-shredding) and still publishes what is stored: sealed values.
 const OutboxLive = Layer.unwrap(
   Effect.map(Nats, (server: NatsServer.Server) =>
     Outbox.layer({ name: "bank", categories: [Account.category], minBackoff: "20 millis" }).pipe(
@@ -68,7 +68,6 @@ const OutboxLive = Layer.unwrap(
           })
         )
       ),
-      Layer.provide(PgEventStore.layer()),
       Layer.provide(PgCheckpointStore.layer),
       Layer.provide(PgLease.layer({ retryInterval: "50 millis", heartbeatInterval: "200 millis" }))
     )

@@ -78,6 +78,17 @@ export const registryOf = (options: Options): EventVersions.Registry =>
     SubjectForgotten
   ])
 
+const storedForm = Symbol.for("@chronicle/core/CryptoShredding/stored")
+
+/**
+ * The event as the store holds it (sealed values, subject id, the schema version it was stored in), for an event
+ * the shredding layer opened; any other event as it is. The outbox publishes this form, so the broker never carries
+ * personal values in the clear, whichever store it reads. Decorators that copy events with a spread (`Upcasting`)
+ * keep it.
+ */
+export const asStored = (event: RecordedEvent): RecordedEvent =>
+  (event as { readonly [storedForm]?: RecordedEvent })[storedForm] ?? event
+
 /** Encrypts and decrypts events' personal values with the keys of the `KeyStore` it was made with. */
 export interface Cipher {
   /** Seals the personal values of events about to be appended to `stream`; refuses types it does not know. */
@@ -211,7 +222,7 @@ export const makeCipher = (
               : declaration === undefined
                 ? Result.fail(`no schema for ${event.type} v${event.schemaVersion} to open its sealed fields`)
                 : PersonalData.openFields(declaration, event.data, subject, key)
-          if (Result.isSuccess(data)) return { ...event, data: data.success }
+          if (Result.isSuccess(data)) return { ...event, data: data.success, [storedForm]: asStored(event) }
           const { stream, version, position, type, schemaVersion } = event
           const cause = new EventDecodeError({ stream, version, position, type, schemaVersion, reason: data.failure })
           failure ??= new EventStoreError({ operation: "decrypt", stream, cause })
