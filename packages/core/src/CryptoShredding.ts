@@ -199,6 +199,14 @@ export const makeCipher = (
       return declaration && PersonalData.subjectOf(declaration, event.data)
     }
 
+    // Opens an event in the format before one seal per event, which needs its schema.
+    const openFields = (event: RecordedEvent, subject: string, key: KeyStore.DataKey | undefined) => {
+      const declaration = declarationOf(event)
+      return declaration === undefined
+        ? Result.fail(`no schema for ${event.type} v${event.schemaVersion} to open its sealed fields`)
+        : PersonalData.openFields(declaration, event.data, subject, key)
+    }
+
     const decrypt: Cipher["decrypt"] = (events) =>
       Effect.gen(function* () {
         const subjects = new Set<string>()
@@ -215,13 +223,10 @@ export const makeCipher = (
           const subject = toOpen[index]
           if (subject === undefined) return event
           const key = found.get(subject)
-          const declaration = declarationOf(event)
           const data =
             PersonalData.sealedValuesOf(event.data) !== undefined
               ? PersonalData.open(event.data, event.eventId, key)
-              : declaration === undefined
-                ? Result.fail(`no schema for ${event.type} v${event.schemaVersion} to open its sealed fields`)
-                : PersonalData.openFields(declaration, event.data, subject, key)
+              : openFields(event, subject, key)
           if (Result.isSuccess(data)) return { ...event, data: data.success, [storedForm]: asStored(event) }
           const { stream, version, position, type, schemaVersion } = event
           const cause = new EventDecodeError({ stream, version, position, type, schemaVersion, reason: data.failure })
