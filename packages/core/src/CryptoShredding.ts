@@ -4,7 +4,8 @@
  * the append is refused if a personal value also shows up in the clear elsewhere in the row (metadata, stream name,
  * another field). On read, sealed values are opened, or read as their redaction markers once the subject is
  * forgotten, so aggregates and projections still load. Compose it under `Upcasting` (open first, then upcast):
- * `Upcasting.layer(r)` over `CryptoShredding.layer(options)` over the real store.
+ * `Upcasting.layer(r)` over `CryptoShredding.layer(options)` over the real store. Each event it opens keeps its stored
+ * form (`asStored`), which the outbox publishes.
  *
  * The layer knows every event type the app appends, from its aggregates: an append of any other type is refused,
  * unless the app declares that type free of personal data. A mark the layer cannot seal fails the layer's build.
