@@ -11,7 +11,7 @@ import {
 import { PgEventStore, PgKeyStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { PgTest, PlaintextScan } from "@chronicle/testing"
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted, Schema, Stream } from "effect"
+import { Context, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 
 const forgotten = PersonalData.personal({ redacted: "[forgotten]" })
@@ -108,5 +108,24 @@ layer(Live, { excludeTestServices: true })("PgProjection onForget", (it) => {
       assert.deepStrictEqual(yield* PlaintextScan.postgres(ada), [])
       assert.deepStrictEqual(yield* sql`SELECT customer_id FROM customers_deleted`, [{ customer_id: "c-2" }])
     })
+  )
+
+  it.effect("an inline model deletes the subject's rows in the transaction of forget", () =>
+    Effect.gen(function* () {
+      const model = customers("customers_inline", { deleteWhere: "customer_id" })
+      yield* model.create(model.table)
+      // Over the sealing store: the model sees the events as the app appends them, the log holds them sealed.
+      const inline = yield* Layer.build(PgProjection.layerInline([model]))
+      const store = Context.get(inline, EventStore.EventStore)
+      const onStore = Effect.provideService(EventStore.EventStore, store)
+      yield* onStore(register("c-3", "Alan Turing", "alan@example.com"))
+      yield* onStore(register("c-4", "Edsger Dijkstra", "edsger@example.com"))
+      const sql = yield* SqlClient.SqlClient
+      const rows = sql`SELECT customer_id FROM customers_inline ORDER BY customer_id`
+      assert.deepStrictEqual(yield* rows, [{ customer_id: "c-3" }, { customer_id: "c-4" }])
+      yield* onStore(CryptoShredding.forget("c-3"))
+      assert.deepStrictEqual(yield* rows, [{ customer_id: "c-4" }])
+      assert.deepStrictEqual(yield* PlaintextScan.postgres(["Alan Turing", "alan@example.com"]), [])
+    }).pipe(Effect.scoped)
   )
 })
