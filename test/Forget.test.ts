@@ -1,7 +1,8 @@
 /**
  * Forgetting a subject in a full app: two customers of the bank, snapshots, a Postgres read model holding their
- * names, a projection that parks events in the dead letters, the outbox publishing to a real nats-server, an event
- * migration that archives the old rows, and commands for the forgotten customer in flight while `forget` runs.
+ * names (its `onForget` deletes a forgotten customer's rows), a projection that parks events in the dead letters, the
+ * outbox publishing to a real nats-server from the app's own (decrypting) store, an event migration that archives the
+ * old rows, and commands for the forgotten customer in flight while `forget` runs.
  * Afterwards neither Postgres nor JetStream holds the forgotten customer's name in any form, everything still loads
  * (redacted), and the other customer's data is intact.
  */
@@ -10,7 +11,6 @@ import {
   AggregateLoader,
   CommandHandler,
   CryptoShredding,
-  type EventCodec,
   EventId,
   ExpectedVersion,
   Outbox,
@@ -33,7 +33,7 @@ import {
 } from "@chronicle/postgres"
 import { NatsServer, PgTest, PlaintextScan } from "@chronicle/testing"
 import { assert, describe, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Redacted, Result, Schedule, Stream } from "effect"
+import { Context, Effect, Layer, Redacted, Schedule, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { Account, type Command } from "../examples/bank/src/Account.ts"
 
@@ -54,7 +54,7 @@ const App = Layer.mergeAll(
   PgProjection.layerServices({ retryInterval: "50 millis", heartbeatInterval: "200 millis" })
 ).pipe(Layer.provideMerge(Db))
 
-// The outbox publishes what is stored: it reads the raw store, so the broker gets sealed values only.
+// The outbox reads the app's store (upcasting over crypto-shredding) and still publishes what is stored: sealed values.
 const OutboxLive = Layer.unwrap(
   Effect.map(Nats, (server: NatsServer.Server) =>
     Outbox.layer({ name: "bank", categories: [Account.category], minBackoff: "20 millis" }).pipe(
@@ -68,30 +68,21 @@ const OutboxLive = Layer.unwrap(
           })
         )
       ),
-      Layer.provide(PgEventStore.layer()),
       Layer.provide(PgCheckpointStore.layer),
       Layer.provide(PgLease.layer({ retryInterval: "50 millis", heartbeatInterval: "200 millis" }))
     )
   )
 )
 
-type HolderEvent =
-  | {
-      readonly _tag: "Account"
-      readonly envelope: ReturnType<typeof decodeAccount> extends Result.Result<infer A, any> ? A : never
-    }
-  | { readonly _tag: "Forgotten"; readonly subject: string }
 const decodeAccount = Projection.decodeWith(Account.events)
 
-/** The read model: each account's customer and holder name, deleted when the customer is forgotten. */
+/** The read model: each account's customer and holder name; the customer's rows are deleted when forgotten. */
 const holders = PgProjection.make({
   name: "account-holders",
   table: "account_holders",
-  categories: [Account.category, CryptoShredding.forgottenCategory],
-  decode: (recorded): Result.Result<HolderEvent, EventCodec.EventDecodeError> =>
-    recorded.type === "SubjectForgotten"
-      ? Result.succeed({ _tag: "Forgotten", subject: String((recorded.data as { subject: string }).subject) })
-      : Result.map(decodeAccount(recorded), (envelope) => ({ _tag: "Account" as const, envelope })),
+  categories: [Account.category],
+  decode: decodeAccount,
+  onForget: { deleteWhere: "customer_id" },
   create: (table) =>
     Effect.flatMap(
       SqlClient.SqlClient,
@@ -100,10 +91,7 @@ const holders = PgProjection.make({
     ),
   handle: (table) => (events) =>
     Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      Stream.runForEach(events, (item) => {
-        if (item._tag === "Forgotten")
-          return Effect.asVoid(sql`DELETE FROM ${sql(table)} WHERE customer_id = ${item.subject}`)
-        const { stream, event } = item.envelope
+      Stream.runForEach(events, ({ stream, event }) => {
         if (event._tag !== "AccountOpened") return Effect.void
         const holder = `${event.firstName} ${event.lastName}`
         return Effect.asVoid(sql`

@@ -18,7 +18,14 @@ import {
   type KeyStore,
   StreamName
 } from "@chronicle/core"
-import { PgDeadLetters, PgEventStore, PgEventUpgrade, PgMigrations, PgProjection } from "@chronicle/postgres"
+import {
+  PgDeadLetters,
+  PgEventStore,
+  PgEventUpgrade,
+  PgKeyStore,
+  PgMigrations,
+  PgProjection
+} from "@chronicle/postgres"
 import { StreamBrowser } from "@chronicle/ui"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Config, Console, Context, Effect, Exit, Layer, Logger, Option, Result, Schema, Stream } from "effect"
@@ -878,6 +885,54 @@ const forget = Command.make(
   ])
 )
 
+// ── keys rotate ──
+
+const keysRotate = Command.make(
+  "rotate",
+  {
+    batchSize: Flag.Int("batch-size").pipe(
+      Flag.withDescription("Data keys per transaction (default 500)"),
+      Flag.withDefault(500)
+    )
+  },
+  ({ batchSize }) =>
+    onDatabase(
+      Effect.gen(function* () {
+        const json = yield* Json
+        if (batchSize < 1)
+          return yield* new Failure.UsageError({ reason: `--batch-size must be at least 1, not ${batchSize}` })
+        const masterKeys = yield* PgKeyStore.config
+        const reporter = yield* Progress.make("keys rotate", { mode: yield* progressMode, unit: "keys" })
+        const tally = yield* PgKeyStore.rotate({
+          ...masterKeys,
+          batchSize,
+          onProgress: ({ done, total }) => reporter.update(done, total)
+        }).pipe(onInterrupt("the keys re-wrapped so far stay re-wrapped; run it again to go on"))
+        yield* reporter.finish
+        return yield* emit(json, tally, () =>
+          tally.done === 0
+            ? "every data key is wrapped under the current master key: nothing to rotate"
+            : `re-wrapped ${tally.done} data key(s) under the current master key; drop CHRONICLE_PREVIOUS_MASTER_KEYS now`
+        )
+      })
+    )
+).pipe(
+  withHelp(
+    "Re-wrap every data key under the master key CHRONICLE_MASTER_KEY, unwrapping with CHRONICLE_PREVIOUS_MASTER_KEYS (PgKeyStore.rotate), in batches. Resumable",
+    [
+      {
+        command: "chronicle keys rotate --batch-size 1000",
+        description: "With the new key in CHRONICLE_MASTER_KEY and the old one in CHRONICLE_PREVIOUS_MASTER_KEYS"
+      }
+    ]
+  )
+)
+
+const keys = Command.make("keys").pipe(
+  Command.withSubcommands([keysRotate]),
+  withHelp("Work on the data keys of crypto-shredding", [{ command: "chronicle keys rotate --json" }])
+)
+
 // ── export ──
 
 const exportCommand = Command.make(
@@ -1078,7 +1133,18 @@ const ui = Command.make(
 
 /** The `chronicle` command tree. */
 export const command = Command.make("chronicle").pipe(
-  Command.withSubcommands([migrate, status, streams, projections, deadLetters, events, forget, exportCommand, ui]),
+  Command.withSubcommands([
+    migrate,
+    status,
+    streams,
+    projections,
+    deadLetters,
+    events,
+    forget,
+    keys,
+    exportCommand,
+    ui
+  ]),
   Command.withGlobalFlags([DatabaseUrl, ConfigFile, Json, Verbose]),
   withHelp("Operate a Chronicle event store on Postgres: its tables, streams, projections and data", [
     { command: "DATABASE_URL=postgres://localhost/app chronicle status" }

@@ -4,7 +4,8 @@
  * the append is refused if a personal value also shows up in the clear elsewhere in the row (metadata, stream name,
  * another field). On read, sealed values are opened, or read as their redaction markers once the subject is
  * forgotten, so aggregates and projections still load. Compose it under `Upcasting` (open first, then upcast):
- * `Upcasting.layer(r)` over `CryptoShredding.layer(options)` over the real store.
+ * `Upcasting.layer(r)` over `CryptoShredding.layer(options)` over the real store. Each event it opens keeps its stored
+ * form (`asStored`), which the outbox publishes.
  *
  * The layer knows every event type the app appends, from its aggregates: an append of any other type is refused,
  * unless the app declares that type free of personal data. A mark the layer cannot seal fails the layer's build.
@@ -12,7 +13,7 @@
  * **Gotchas:** personal string values shorter than `minLeakLength` are not searched for elsewhere (they would match
  * by chance). Values written before a value was marked personal stay in the clear: forgetting cannot erase them.
  */
-import { Array as Arr, Effect, Layer, Option, Result, Schema, Stream } from "effect"
+import { Array as Arr, Effect, Layer, Metric, Option, Result, Schema, Stream } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
 import type { EventData, RecordedEvent } from "./Envelope.ts"
 import { EventDecodeError } from "./EventCodec.ts"
@@ -21,6 +22,7 @@ import { type AppendError, EventStore, EventStoreError, InvalidAppend, type Serv
 import * as EventVersions from "./EventVersions.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
 import * as KeyStore from "./KeyStore.ts"
+import * as Metrics from "./Metrics.ts"
 import * as PersonalData from "./PersonalData.ts"
 import {
   type Snapshot,
@@ -76,6 +78,17 @@ export const registryOf = (options: Options): EventVersions.Registry =>
     ...(options.events ?? []),
     SubjectForgotten
   ])
+
+const storedForm = Symbol.for("@chronicle/core/CryptoShredding/stored")
+
+/**
+ * The event as the store holds it (sealed values, subject id, the schema version it was stored in), for an event
+ * the shredding layer opened; any other event as it is. The outbox publishes this form, so the broker never carries
+ * personal values in the clear, whichever store it reads. Decorators that copy events with a spread (`Upcasting`)
+ * keep it.
+ */
+export const asStored = (event: RecordedEvent): RecordedEvent =>
+  (event as { readonly [storedForm]?: RecordedEvent })[storedForm] ?? event
 
 /** Encrypts and decrypts events' personal values with the keys of the `KeyStore` it was made with. */
 export interface Cipher {
@@ -187,6 +200,14 @@ export const makeCipher = (
       return declaration && PersonalData.subjectOf(declaration, event.data)
     }
 
+    // Opens an event in the format before one seal per event, which needs its schema.
+    const openFields = (event: RecordedEvent, subject: string, key: KeyStore.DataKey | undefined) => {
+      const declaration = declarationOf(event)
+      return declaration === undefined
+        ? Result.fail(`no schema for ${event.type} v${event.schemaVersion} to open its sealed fields`)
+        : PersonalData.openFields(declaration, event.data, subject, key)
+    }
+
     const decrypt: Cipher["decrypt"] = (events) =>
       Effect.gen(function* () {
         const subjects = new Set<string>()
@@ -198,24 +219,25 @@ export const makeCipher = (
         if (subjects.size === 0) return events
         const found = yield* keys.find([...subjects]).pipe(Effect.mapError(keyError("find")))
         let failure: EventStoreError | undefined
+        let failures = 0
         const opened = Arr.map(events, (event, index) => {
           const subject = toOpen[index]
           if (subject === undefined) return event
           const key = found.get(subject)
-          const declaration = declarationOf(event)
           const data =
             PersonalData.sealedValuesOf(event.data) !== undefined
               ? PersonalData.open(event.data, event.eventId, key)
-              : declaration === undefined
-                ? Result.fail(`no schema for ${event.type} v${event.schemaVersion} to open its sealed fields`)
-                : PersonalData.openFields(declaration, event.data, subject, key)
-          if (Result.isSuccess(data)) return { ...event, data: data.success }
+              : openFields(event, subject, key)
+          if (Result.isSuccess(data)) return { ...event, data: data.success, [storedForm]: asStored(event) }
           const { stream, version, position, type, schemaVersion } = event
           const cause = new EventDecodeError({ stream, version, position, type, schemaVersion, reason: data.failure })
           failure ??= new EventStoreError({ operation: "decrypt", stream, cause })
+          failures++
           return event
         })
-        return failure === undefined ? opened : yield* failure
+        if (failure === undefined) return opened
+        yield* Metric.update(Metrics.decryptionFailures, failures)
+        return yield* failure
       })
 
     return { encrypt, decrypt }

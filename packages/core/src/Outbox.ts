@@ -11,17 +11,20 @@
  * const OutboxLive = Outbox.layer().pipe(Layer.provide(NatsPublisher.layer({ servers: "nats://127.0.0.1:4222" })))
  * ```
  *
+ * It publishes events as stored: when the store in context opens sealed personal values (`CryptoShredding`), the
+ * outbox publishes the sealed form it read, so the broker never carries them in the clear.
+ *
  * **Gotchas**: after a crash between publication and checkpoint the last batch is published again; JetStream drops
  * the repeats inside its duplicate window and an `Inbox` drops the rest. The outbox's name is also the name of its
  * checkpoint and lease, so it must differ from every projection's name.
  */
-import { type Duration, type Effect, Layer, type Scope } from "effect"
+import { type Duration, type Effect, Layer, Result, type Scope } from "effect"
 import type * as CheckpointStore from "./CheckpointStore.ts"
+import * as CryptoShredding from "./CryptoShredding.ts"
 import type { RecordedEvent } from "./Envelope.ts"
 import type * as EventStore from "./EventStore.ts"
 import type * as Lease from "./Lease.ts"
 import * as LogFollower from "./LogFollower.ts"
-import * as Projection from "./Projection.ts"
 import * as Publisher from "./Publisher.ts"
 
 /** Which events an outbox publishes and how it retries; every field has a default. */
@@ -51,7 +54,7 @@ export const follower = (
   ...(options.categories === undefined ? {} : { categories: options.categories }),
   ...(options.types === undefined ? {} : { types: options.types }),
   batchSize: options.batchSize ?? 500,
-  decode: Projection.recorded,
+  decode: (recorded) => Result.succeed(CryptoShredding.asStored(recorded)),
   handle: (events) => Publisher.Publisher.use((publisher) => publisher.publish(events)),
   onFailure: LogFollower.retryForever,
   readAhead: 2,

@@ -8,13 +8,14 @@ import {
   EventVersions,
   ExpectedVersion,
   KeyStore,
+  Metrics,
   PersonalData,
   SnapshotCodec,
   SnapshotStore,
   Upcasting
 } from "@chronicle/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, Result, Schema, Stream } from "effect"
+import { Effect, Layer, Metric, Option, Result, Schema, Stream } from "effect"
 
 const Profile = Schema.Struct({
   name: Schema.String.pipe(PersonalData.personal({ redacted: "[forgotten]" })),
@@ -95,7 +96,11 @@ describe("CryptoShredding", () => {
       )
       assert.strictEqual(error.operation, "decrypt")
       assert.include(error.message, "authentication failed")
-    }).pipe(Effect.provide(Store))
+      assert.strictEqual((yield* Metric.value(Metrics.decryptionFailures)).count, 1)
+      yield* CryptoShredding.forget("c-3") // a forgotten subject reads redacted: no failure counted
+      yield* Stream.runCollect(sealed.readAll())
+      assert.strictEqual((yield* Metric.value(Metrics.decryptionFailures)).count, 1)
+    }).pipe(Effect.provide(Store), Effect.provideService(Metric.MetricRegistry, new Map()))
   )
 
   it.effect("refuses an event type it has no schema for, unless declared free of personal data", () =>

@@ -21,11 +21,15 @@
  * (mark a table you made yourself with `COMMENT ON TABLE ... IS '<ownerComment>'` to hand it over). `start` writes
  * into an existing table whoever made it.
  *
+ * A read model that holds personal data declares `onForget`: when `CryptoShredding.forget` records that a subject was
+ * forgotten, the runner meets the fact in the log and deletes (or redacts) the subject's rows.
+ *
  * `layerInline` makes read models consistent with the write instead: it wraps the event store so that every append
  * updates them in the append's own transaction (at the price of a BEGIN/COMMIT around each append).
  */
 import {
   CheckpointStore,
+  CryptoShredding,
   type DeadLetters,
   type Envelope,
   type EventCodec,
@@ -35,7 +39,8 @@ import {
   LogFollower,
   Projection,
   ProjectionRunner,
-  Storable
+  Storable,
+  StreamName
 } from "@chronicle/core"
 import type { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Predicate, Result, Schema, type Scope, Stream } from "effect"
@@ -182,6 +187,74 @@ export interface ReadModel<A, Err = never, R = never> {
   readonly retries?: number
   /** What to do with an event that still fails after the retries; `"stop"` unless set. */
   readonly onFailure?: Projection.FailurePolicy
+  /** What to do with a subject's rows when `CryptoShredding.forget` records that it was forgotten; nothing unless set. */
+  readonly onForget?: OnForget
+}
+
+/**
+ * How a read model forgets a subject: delete the rows whose column `deleteWhere` holds the subject id, or run your
+ * own statement on the table (redact the rows). It runs when the runner meets `SubjectForgotten` in the log, in order
+ * with the events around it and in the same transaction as their batch, in live runs and rebuilds alike.
+ */
+export type OnForget =
+  | { readonly deleteWhere: string }
+  | ((table: string, subject: string) => Effect.Effect<unknown, SqlError.SqlError, SqlClient.SqlClient>)
+
+const forgottenSubject = Symbol.for("@chronicle/postgres/PgProjection/forgotten")
+
+/** What the handler of a model with `onForget` sees for a `SubjectForgotten` fact. */
+interface Forgotten {
+  readonly [forgottenSubject]: string
+}
+
+const isForgotten = (item: unknown): item is Forgotten =>
+  typeof item === "object" && item !== null && forgottenSubject in item
+
+/** The model as it runs: with `onForget`, it also reads the forget facts and applies them in order. */
+const withForget = <A, Err, R>(
+  model: ReadModel<A, Err, R>
+): ReadModel<A, Err | SqlError.SqlError, R | SqlClient.SqlClient> => {
+  const onForget = model.onForget
+  if (onForget === undefined) return model
+  const forget =
+    typeof onForget === "function"
+      ? onForget
+      : (table: string, subject: string) =>
+          Effect.flatMap(
+            SqlClient.SqlClient,
+            (sql) => sql`DELETE FROM ${sql(table)} WHERE ${sql(onForget.deleteWhere)} = ${subject}`
+          )
+  return {
+    ...model,
+    ...(model.categories === undefined ? {} : { categories: [...model.categories, CryptoShredding.forgottenCategory] }),
+    ...(model.types === undefined ? {} : { types: [...model.types, "SubjectForgotten"] }),
+    decode: (recorded) => {
+      const subject = (recorded.data as { readonly subject?: unknown } | null)?.subject
+      return recorded.type === "SubjectForgotten" &&
+        StreamName.category(recorded.stream) === CryptoShredding.forgottenCategory &&
+        typeof subject === "string"
+        ? Result.succeed({ [forgottenSubject]: subject } as unknown as A)
+        : model.decode(recorded)
+    },
+    handle: (table) => (events) =>
+      Effect.gen(function* () {
+        let run: Array<A> = []
+        const flush = Effect.suspend(() => {
+          const batch = run
+          run = []
+          return batch.length === 0 ? Effect.void : model.handle(table)(Stream.fromIterable(batch))
+        })
+        for (const item of yield* Stream.runCollect(events)) {
+          if (!isForgotten(item)) {
+            run.push(item)
+            continue
+          }
+          yield* flush
+          yield* forget(table, item[forgottenSubject])
+        }
+        yield* flush
+      })
+  }
 }
 
 /** Defines a read model (an identity that helps TypeScript infer the handler's input). */
@@ -248,12 +321,18 @@ const createFresh = <A, Err, R>(
 export const projection = <A, Err, R>(
   model: ReadModel<A, Err, R>,
   table: string = model.table
-): Projection.Projection<A, Err | InvalidReadModel | ReadModelNotOwned | ReadModelError, R | SqlClient.SqlClient> =>
-  Projection.make<A, Err | InvalidReadModel | ReadModelNotOwned | ReadModelError, R | SqlClient.SqlClient>({
-    ...model,
-    handle: model.handle(table),
-    reset: createFresh(model, table)
-  })
+): Projection.Projection<
+  A,
+  Err | SqlError.SqlError | InvalidReadModel | ReadModelNotOwned | ReadModelError,
+  R | SqlClient.SqlClient
+> => {
+  const running = withForget(model)
+  return Projection.make<
+    A,
+    Err | SqlError.SqlError | InvalidReadModel | ReadModelNotOwned | ReadModelError,
+    R | SqlClient.SqlClient
+  >({ ...running, handle: running.handle(table), reset: createFresh(model, table) })
+}
 
 /**
  * Runs each batch in a transaction of the `SqlClient` in context (nested ones become savepoints). A transaction that
@@ -382,7 +461,7 @@ export const rebuild = <A, Err, R>(
       created = true
       yield* createOwned(model, shadow).pipe(Effect.mapError(tableFailed(shadow)))
       yield* checkpoints.save(checkpoint, 0n)
-      yield* ProjectionRunner.catchUp(aside, { ...run, total: countBetween(model), ...options })
+      yield* ProjectionRunner.catchUp(aside, { ...run, total: countBetween(withForget(model)), ...options })
       const swap = Effect.gen(function* () {
         // Holding the live checkpoint's row keeps the live runner from committing until the swap is done.
         yield* sql`
@@ -446,7 +525,7 @@ export const layerInline = (
                   recordedAt
                 })
               )
-              for (const model of models) {
+              for (const model of models.map(withForget)) {
                 const reads = recorded.filter((event) => EventStore.matches(Projection.readOptions(model, 0n), event))
                 if (reads.length > 0) {
                   yield* Effect.forEach(reads, (event) => Effect.fromResult(model.decode(event))).pipe(

@@ -4,7 +4,7 @@ import {
   CryptoShredding,
   type DeadLetters,
   type EventStore,
-  EventVersions,
+  type EventVersions,
   type KeyStore,
   Upcasting
 } from "@chronicle/core"
@@ -42,9 +42,9 @@ export const requireTables = Effect.gen(function* () {
   if (row?.present !== true) return yield* new NotMigrated()
 })
 
-/** The event types of the config's aggregates, with their version histories. */
+/** The event types of the config's aggregates, with their version histories, and `SubjectForgotten`. */
 export const registryOf = (config: AppConfig): EventVersions.Registry =>
-  EventVersions.registry((config.aggregates ?? []).map((aggregate) => aggregate.events.schema))
+  CryptoShredding.registryOf({ aggregates: config.aggregates ?? [] })
 
 /**
  * The key store: the config module's, else the Postgres one when `CHRONICLE_MASTER_KEY` is set; `command` names who
