@@ -9,6 +9,7 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect } from "effect"
 import * as Bench from "./Bench.ts"
 import * as ClusterEntityBench from "./clusterEntity.ts"
+import * as ClusterBench from "./cluster.ts"
 import * as EventStoreBench from "./eventStore.ts"
 import * as EvolutionBench from "./evolution.ts"
 import * as ExportBench from "./export.ts"
@@ -27,6 +28,7 @@ const sections: ReadonlyArray<Bench.Section> = [
   ...OutboxBench.sections,
   ...ExportBench.sections,
   ...ClusterEntityBench.sections,
+  ...ClusterBench.sections,
   ...(await import("./analytics.ts")).sections
 ]
 
