@@ -159,9 +159,12 @@ const catchup: Bench.Section = {
   run: ({ databaseUrl, quick }) =>
     Effect.gen(function* () {
       yield* PgMigrations.run
-      yield* Layer.build(
-        Layer.mergeAll(SqlRunnerStorage.layer, SqlMessageStorage.layer).pipe(
-          Layer.provide([ShardingConfig.layer(), NodeCrypto.layerDigest])
+      // The cluster's tables, created once up front so that the runners can start together.
+      yield* Effect.scoped(
+        Layer.build(
+          Layer.mergeAll(SqlRunnerStorage.layer, SqlMessageStorage.layer).pipe(
+            Layer.provide([ShardingConfig.layer(), NodeCrypto.layerDigest])
+          )
         )
       )
       const count = quick ? 4_000 : 20_000

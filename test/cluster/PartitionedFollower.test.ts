@@ -273,9 +273,9 @@ layer(Live, { excludeTestServices: true, timeout: 120_000 })("Partitioned follow
       )
       yield* assertExactlyOnceInOrder(1_600)
       const [invalid] = yield* Effect.flip(
-        PartitionedFollower.rebuild(projection, { partitions: 65, transaction })
+        PartitionedFollower.rebuild(projection, { partitions: 17, transaction })
       ).pipe(Effect.map((error) => [error]))
-      assert.deepInclude(invalid, { _tag: "InvalidPartitionCount", name: "items", count: 65 })
+      assert.deepInclude(invalid, { _tag: "InvalidPartitionCount", name: "items", count: 17 })
     })
   )
 })

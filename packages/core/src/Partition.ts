@@ -2,9 +2,10 @@
  * Partitions of the global log: a follower may split the log into `count` partitions and read one of them, so that
  * several instances share the work. An event belongs to the partition of its stream, so each stream's order holds
  * within its partition. A stream's place is fixed by its name alone: the first four bytes of the MD5 of its UTF-8
- * name (`streamHash`, which Postgres computes too, as `chronicle_events.stream_hash`), whose low 6 bits pick one of
- * 64 buckets; partition `index` of `count` holds the buckets whose number leaves `index` when divided by `count`. So
- * a count of 1 to 64 spreads streams evenly, and evenly in proportion to its share when it divides 64.
+ * name (`streamHash`, which Postgres computes too, as `chronicle_events.stream_hash`), whose low 4 bits pick one of
+ * 16 buckets; partition `index` of `count` holds the buckets whose number leaves `index` when divided by `count`. So
+ * a count may be 1 to 16, and the partitions are even when it divides 16. (Postgres reads a partition as one index
+ * scan per bucket: few buckets keep that cheap to plan.)
  *
  * **Gotcha**: a partition is read under its own checkpoint (`checkpoint`), so changing the count of a follower that
  * has already run means starting its partitions afresh (a rebuild under the new count); see docs/cluster.md.
@@ -21,7 +22,7 @@ export interface Partition {
 }
 
 /** How many buckets streams hash into: the most partitions a log can be split into evenly. */
-export const maxCount = 64
+export const maxCount = 16
 
 /** A partition count outside 1 to `maxCount`, or not a whole number. */
 export class InvalidPartitionCount extends Schema.TaggedError<InvalidPartitionCount>()("InvalidPartitionCount", {
@@ -36,7 +37,7 @@ export class InvalidPartitionCount extends Schema.TaggedError<InvalidPartitionCo
 /** The stored hash of a stream name: the first four bytes of the MD5 of its UTF-8 bytes, as a signed 32-bit integer. */
 export const streamHash = (stream: string): number => createHash("md5").update(stream, "utf8").digest().readInt32BE(0)
 
-/** The bucket of a stream, from 0 to `maxCount - 1`: the low 6 bits of its hash. */
+/** The bucket of a stream, from 0 to `maxCount - 1`: the low 4 bits of its hash. */
 export const bucketOf = (stream: string): number => streamHash(stream) & (maxCount - 1)
 
 /** The partition (out of `count`) that `stream` belongs to. */

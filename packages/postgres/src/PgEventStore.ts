@@ -142,7 +142,7 @@ const appendStatement = ({ expected, single, inTransaction }: AppendShape): stri
  * The read-all statement: events after `$1`, below the horizon, in position order, at most `$2`; `$3` the categories
  * and then the types when filtered. A category filter reads each category through its own
  * `(category, global_position)` index scan and merges them, so a page costs its own size, not the category's. A
- * partition reads each of its buckets through the `(stream_hash & 63, global_position)` index, one ordered scan per
+ * partition reads each of its buckets through the `(stream_hash & 15, global_position)` index, one ordered scan per
  * bucket merged lazily (a Merge Append under the limit), so a page costs its own size plus one probe per bucket;
  * categories and types then filter those rows.
  */
@@ -157,7 +157,7 @@ const readAllStatement = (filters: {
     const categories = filters.categories ? "AND category = ANY($3::text[])" : ""
     const scans = filters.buckets.map(
       (bucket) => `(SELECT ${columns} FROM chronicle_events
-         WHERE (stream_hash & 63) = ${bucket} AND ${below} ${categories} ${types}
+         WHERE (stream_hash & 15) = ${bucket} AND ${below} ${categories} ${types}
          ORDER BY global_position LIMIT $2)`
     )
     return `SELECT e.* FROM (${scans.join(" UNION ALL ")}) e ORDER BY e.global_position LIMIT $2`

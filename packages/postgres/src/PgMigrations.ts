@@ -123,14 +123,14 @@ const keyRotation = statements(
 
 /**
  * Partitions (see `Partition` in core and PgEventStore): each event's stream hash, stored as a generated column, and
- * an index on its bucket (the hash's low 6 bits) and position, so a partition's read scans only its own buckets; and
+ * an index on its bucket (the hash's low 4 bits) and position, so a partition's read scans only its own buckets; and
  * an owner epoch per checkpoint, which `claim` bumps and a fenced `advance` compares (see PgCheckpointStore). Adding
  * the generated column rewrites the events table once.
  */
 const partitions = statements(
   `ALTER TABLE chronicle_events ADD COLUMN stream_hash integer
      GENERATED ALWAYS AS (('x' || substr(md5(stream_id), 1, 8))::bit(32)::int) STORED`,
-  `CREATE INDEX chronicle_events_stream_bucket ON chronicle_events ((stream_hash & 63), global_position)`,
+  `CREATE INDEX chronicle_events_stream_bucket ON chronicle_events ((stream_hash & 15), global_position)`,
   `ALTER TABLE chronicle_checkpoints ADD COLUMN owner_epoch bigint NOT NULL DEFAULT 0`
 )
 
