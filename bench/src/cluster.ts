@@ -66,7 +66,10 @@ const startRunners = (databaseUrl: string, runners: number, partitions: number) 
       createInterface({ input: child.stdout! }).on("line", (line) => claims.get(name)!.push(line))
       children.push(child)
     }
-    return { claims, go: Effect.sync(() => children.forEach((child) => child.stdin!.write("go\n"))) }
+    const go = Effect.sync(() => {
+      for (const child of children) child.stdin!.write("go\n")
+    })
+    return { claims, go }
   })
 
 const healthyRunners = Effect.flatMap(
