@@ -8,6 +8,7 @@ import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect } from "effect"
 import * as Bench from "./Bench.ts"
+import * as ClusterBench from "./cluster.ts"
 import * as ClusterEntityBench from "./clusterEntity.ts"
 import * as EventStoreBench from "./eventStore.ts"
 import * as EvolutionBench from "./evolution.ts"
@@ -27,6 +28,7 @@ const sections: ReadonlyArray<Bench.Section> = [
   ...OutboxBench.sections,
   ...ExportBench.sections,
   ...ClusterEntityBench.sections,
+  ...ClusterBench.sections,
   ...(await import("./analytics.ts")).sections
 ]
 

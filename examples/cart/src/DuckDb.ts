@@ -130,13 +130,17 @@ export const checkpoints = (duck: Service): CheckpointStore.Service => {
         ),
         Effect.mapError(failed(projection))
       )
-  const advance = (projection: string, from: bigint, to: bigint) =>
+  // No owner epochs here (these checkpoints serve one process): nothing can be claimed, so no fenced advance passes.
+  const advance = (projection: string, from: bigint, to: bigint, epoch?: bigint) =>
     Effect.gen(function* () {
+      if (epoch !== undefined) return yield* new CheckpointStore.CheckpointFenced({ projection, epoch, current: 0n })
       const actual = yield* load(projection)
       if (actual !== from) return yield* new CheckpointStore.CheckpointMoved({ projection, expected: from, actual })
       yield* save(projection, to)
     })
-  return { load, save, advance }
+  const claim = (projection: string) =>
+    Effect.fail(new CheckpointStore.CheckpointError({ projection, cause: "DuckDB checkpoints have no owner epoch" }))
+  return { load, save, advance, claim }
 }
 
 const checkpointTable = Effect.flatMap(DuckDb, (duck) =>

@@ -8,6 +8,7 @@ import type { EventData, Metadata, RecordedEvent } from "./Envelope.ts"
 import * as ExpectedVersion from "./ExpectedVersion.ts"
 import * as Instrumentation from "./Instrumentation.ts"
 import { describeCause, retryMayHelp } from "./internal/describeCause.ts"
+import * as Partition from "./Partition.ts"
 import { encodeJson, type JsonProblem, textProblem } from "./Storable.ts"
 import * as StreamName from "./StreamName.ts"
 import * as Subscription from "./Subscription.ts"
@@ -176,6 +177,8 @@ export interface ReadAllOptions {
   readonly categories?: ReadonlyArray<string>
   /** Only events of these types. */
   readonly types?: ReadonlyArray<string>
+  /** Only events of streams in this partition of the log (see `Partition`); a page costs about its share of the log. */
+  readonly partition?: Partition.Partition
   /** How many events one page (one database query) reads; 1,000 unless set. */
   readonly pageSize?: number
 }
@@ -403,10 +406,11 @@ export const resolveRepeatedAppend = (
   return Result.succeed({ stream, version: last.version, position: last.position, written: 0 })
 }
 
-/** Whether an event passes the category and type filters of `options`. */
+/** Whether an event passes the category, type and partition filters of `options`. */
 export const matches = (options: ReadAllOptions, event: Pick<RecordedEvent, "stream" | "type">): boolean =>
   (options.categories === undefined || options.categories.includes(StreamName.category(event.stream))) &&
-  (options.types === undefined || options.types.includes(event.type))
+  (options.types === undefined || options.types.includes(event.type)) &&
+  (options.partition === undefined || Partition.contains(options.partition, event.stream))
 
 /** How many events a page reads unless the caller says otherwise. */
 export const defaultPageSize = 1_000

@@ -37,7 +37,12 @@ import {
   SubscriptionRef
 } from "effect"
 import * as Backoff from "./Backoff.ts"
-import { type CheckpointError, type CheckpointMoved, CheckpointStore } from "./CheckpointStore.ts"
+import {
+  type CheckpointError,
+  type CheckpointFenced,
+  type CheckpointMoved,
+  CheckpointStore
+} from "./CheckpointStore.ts"
 import * as DeadLetters from "./DeadLetters.ts"
 import type { RecordedEvent } from "./Envelope.ts"
 import type { EventDecodeError } from "./EventCodec.ts"
@@ -45,6 +50,7 @@ import { EventStore, type EventStoreError } from "./EventStore.ts"
 import { describeCause } from "./internal/describeCause.ts"
 import * as Lease from "./Lease.ts"
 import * as Metrics from "./Metrics.ts"
+import type { Partition } from "./Partition.ts"
 import { readOptions } from "./Projection.ts"
 import { textProblem } from "./Storable.ts"
 import * as TraceContext from "./TraceContext.ts"
@@ -145,6 +151,10 @@ export interface Follower<A, E = never, R = never> {
   readonly categories?: ReadonlyArray<string>
   /** Only events of these types; every type unless set. */
   readonly types?: ReadonlyArray<string>
+  /** Only events of streams in this partition of the log; the whole log unless set (see `Partition`). */
+  readonly partition?: Partition
+  /** The owner epoch from `CheckpointStore.claim`: its advances are refused once another instance claims the checkpoint. */
+  readonly epoch?: bigint
   /** The most events one batch holds (and one read fetches). */
   readonly batchSize: number
   /** Turns a recorded event into what the handler sees; a failure goes to the policy without retries. */
@@ -166,6 +176,7 @@ export type Restart =
   | EventStoreError
   | CheckpointError
   | CheckpointMoved
+  | CheckpointFenced
   | DeadLetters.DeadLetterError
   | TransactionError
   | Lease.LeaseError
@@ -230,7 +241,13 @@ interface HandlerFailed {
 const handlerFailed = (error: unknown): HandlerFailed => ({ _tag: "HandlerFailed", error })
 
 /** How one attempt at a batch can fail. */
-type BatchError = EventDecodeError | HandlerFailed | CheckpointError | CheckpointMoved | TransactionError
+type BatchError =
+  | EventDecodeError
+  | HandlerFailed
+  | CheckpointError
+  | CheckpointMoved
+  | CheckpointFenced
+  | TransactionError
 
 /** An error as text: its message, after its name unless that is a plain `Error`. */
 const describe = (error: unknown): string => {
@@ -254,7 +271,7 @@ const handleBatch = <A, E, R>(
   const checkpoint = follower.checkpoint ?? follower.name
   const transaction: Transaction = follower.transaction ?? ((self) => self)
   const policy = follower.onFailure
-  const advance = checkpoints.advance(checkpoint, cursor, last.position)
+  const advance = checkpoints.advance(checkpoint, cursor, last.position, follower.epoch)
 
   const attempt = Effect.suspend((): Effect.Effect<void, BatchError, R> => {
     const decoded: Array<A> = []
@@ -402,7 +419,7 @@ const reading = (
 /** The position of the next event `follower` reads after `after`, if any. */
 const nextAfter = (
   store: EventStore["Service"],
-  follower: Pick<Follower<any, any, any>, "categories" | "types">,
+  follower: Pick<Follower<any, any, any>, "categories" | "types" | "partition">,
   after: bigint
 ): Effect.Effect<Option.Option<bigint>, EventStoreError> =>
   Stream.runHead(store.readAll({ ...readOptions(follower, after), pageSize: 1 }).pipe(Stream.take(1))).pipe(
@@ -412,7 +429,7 @@ const nextAfter = (
 /** The lag of a follower whose checkpoint is `checkpoint`: 0n when nothing it reads lies beyond it. */
 const lagAt = (
   store: EventStore["Service"],
-  follower: Pick<Follower<any, any, any>, "categories" | "types">,
+  follower: Pick<Follower<any, any, any>, "categories" | "types" | "partition">,
   checkpoint: bigint
 ): Effect.Effect<bigint, EventStoreError> =>
   Effect.gen(function* () {
@@ -575,7 +592,7 @@ export const start = <A, E, R>(
 
 /** The status of a follower from its stored checkpoint, for tools that do not run it (`chronicle status`). */
 export const status = (
-  follower: Pick<Follower<any, any, any>, "name" | "checkpoint" | "categories" | "types">
+  follower: Pick<Follower<any, any, any>, "name" | "checkpoint" | "categories" | "types" | "partition">
 ): Effect.Effect<
   Omit<Status, "state" | "restarts" | "error">,
   EventStoreError | CheckpointError,

@@ -10,6 +10,7 @@ import { Effect, Result, type Stream } from "effect"
 import * as Envelope from "./Envelope.ts"
 import type * as EventCodec from "./EventCodec.ts"
 import * as EventStore from "./EventStore.ts"
+import type * as Partition from "./Partition.ts"
 
 /**
  * What a failing batch leads to: `"retry"` retries it with backoff until it passes (nothing is skipped, the projection
@@ -78,6 +79,7 @@ export const readOptions = (
   projection: {
     readonly categories?: ReadonlyArray<string>
     readonly types?: ReadonlyArray<string>
+    readonly partition?: Partition.Partition
     readonly batchSize?: number
   },
   after: bigint
@@ -85,5 +87,6 @@ export const readOptions = (
   after,
   pageSize: projection.batchSize ?? EventStore.defaultPageSize,
   ...(projection.categories === undefined ? {} : { categories: projection.categories }),
-  ...(projection.types === undefined ? {} : { types: projection.types })
+  ...(projection.types === undefined ? {} : { types: projection.types }),
+  ...(projection.partition === undefined ? {} : { partition: projection.partition })
 })

@@ -24,4 +24,19 @@ describe("CheckpointStore.layerMemory", () => {
       assert.strictEqual(yield* checkpoints.load("summary"), 5n)
     }).pipe(Effect.provide(CheckpointStore.layerMemory))
   )
+
+  it.effect("a claim fences the older owner: its advance is refused, the new owner's passes", () =>
+    Effect.gen(function* () {
+      const checkpoints = yield* CheckpointStore.CheckpointStore
+      const old = yield* checkpoints.claim("p#0/2")
+      yield* checkpoints.advance("p#0/2", 0n, 4n, old)
+      const current = yield* checkpoints.claim("p#0/2")
+      assert.strictEqual(current, old + 1n)
+      const refused = yield* checkpoints.advance("p#0/2", 4n, 9n, old).pipe(Effect.flip)
+      assert.deepInclude(refused, { _tag: "CheckpointFenced", projection: "p#0/2", epoch: old, current })
+      assert.strictEqual(yield* checkpoints.load("p#0/2"), 4n)
+      yield* checkpoints.advance("p#0/2", 4n, 9n, current)
+      assert.strictEqual(yield* checkpoints.load("p#0/2"), 9n)
+    }).pipe(Effect.provide(CheckpointStore.layerMemory))
+  )
 })

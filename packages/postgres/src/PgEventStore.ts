@@ -27,6 +27,7 @@ import {
   ExpectedVersion,
   Instrumentation,
   Metrics,
+  Partition,
   Storable,
   StreamName,
   Subscription
@@ -150,11 +151,27 @@ const appendStatement = ({ expected, single, inTransaction }: AppendShape): stri
 /**
  * The read-all statement: events after `$1`, below the horizon, in position order, at most `$2`; `$3` the categories
  * and then the types when filtered. A category filter reads each category through its own
- * `(category, global_position)` index scan and merges them, so a page costs its own size, not the category's.
+ * `(category, global_position)` index scan and merges them, so a page costs its own size, not the category's. A
+ * partition reads each of its buckets through the `(stream_hash & 15, global_position)` index, one ordered scan per
+ * bucket merged lazily (a Merge Append under the limit), so a page costs its own size plus one probe per bucket;
+ * categories and types then filter those rows.
  */
-const readAllStatement = (filters: { readonly categories: boolean; readonly types: boolean }): string => {
+const readAllStatement = (filters: {
+  readonly categories: boolean
+  readonly types: boolean
+  readonly buckets?: ReadonlyArray<number>
+}): string => {
   const types = filters.types ? `AND type = ANY($${filters.categories ? 4 : 3}::text[])` : ""
   const below = `global_position > $1 AND global_position < (SELECT ${horizon})`
+  if (filters.buckets !== undefined) {
+    const categories = filters.categories ? "AND category = ANY($3::text[])" : ""
+    const scans = filters.buckets.map(
+      (bucket) => `(SELECT ${columns} FROM chronicle_events
+         WHERE (stream_hash & 15) = ${bucket} AND ${below} ${categories} ${types}
+         ORDER BY global_position LIMIT $2)`
+    )
+    return `SELECT e.* FROM (${scans.join(" UNION ALL ")}) e ORDER BY e.global_position LIMIT $2`
+  }
   return filters.categories
     ? `SELECT e.* FROM unnest($3::text[]) AS c(category), LATERAL (
          SELECT ${columns} FROM chronicle_events
@@ -385,10 +402,16 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         names === undefined ? undefined : [...new Set(names)].filter((name) => Storable.textProblem(name) === undefined)
       const categories = storable(readOptions.categories)
       const types = storable(readOptions.types)
-      if (categories?.length === 0 || types?.length === 0) return Effect.succeed([])
+      const buckets = readOptions.partition === undefined ? undefined : Partition.buckets(readOptions.partition)
+      if (categories?.length === 0 || types?.length === 0 || buckets?.length === 0) return Effect.succeed([])
       const params: Array<unknown> = [after, limit, ...(categories === undefined ? [] : [categories])]
       if (types !== undefined) params.push(types)
-      const statement = readAllStatement({ categories: categories !== undefined, types: types !== undefined })
+      const statement = readAllStatement({
+        categories: categories !== undefined,
+        types: types !== undefined,
+        // The whole log is one partition: read it without the buckets.
+        ...(buckets === undefined || buckets.length === Partition.maxCount ? {} : { buckets })
+      })
       return sql.unsafe<EventRow>(statement, params).pipe(
         Effect.map((rows) => rows.map(toRecorded)),
         Effect.mapError(storeError("readAll"))

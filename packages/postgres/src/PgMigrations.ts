@@ -121,6 +121,19 @@ const keyRotation = statements(
   `INSERT INTO chronicle_key_epoch (epoch) VALUES (0)`
 )
 
+/**
+ * Partitions (see `Partition` in core and PgEventStore): each event's stream hash, stored as a generated column, and
+ * an index on its bucket (the hash's low 4 bits) and position, so a partition's read scans only its own buckets; and
+ * an owner epoch per checkpoint, which `claim` bumps and a fenced `advance` compares (see PgCheckpointStore). Adding
+ * the generated column rewrites the events table once.
+ */
+const partitions = statements(
+  `ALTER TABLE chronicle_events ADD COLUMN stream_hash integer
+     GENERATED ALWAYS AS (('x' || substr(md5(stream_id), 1, 8))::bit(32)::int) STORED`,
+  `CREATE INDEX chronicle_events_stream_bucket ON chronicle_events ((stream_hash & 15), global_position)`,
+  `ALTER TABLE chronicle_checkpoints ADD COLUMN owner_epoch bigint NOT NULL DEFAULT 0`
+)
+
 /** Every migration, by `<id>_<name>`. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "1_events": Effect.flatMap(SqlClient.SqlClient, events),
@@ -128,7 +141,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "3_evolution_and_keys": Effect.flatMap(SqlClient.SqlClient, evolutionAndKeys),
   "4_projections": Effect.flatMap(SqlClient.SqlClient, projections),
   "5_inbox": Effect.flatMap(SqlClient.SqlClient, inbox),
-  "6_key_rotation": Effect.flatMap(SqlClient.SqlClient, keyRotation)
+  "6_key_rotation": Effect.flatMap(SqlClient.SqlClient, keyRotation),
+  "7_partitions": Effect.flatMap(SqlClient.SqlClient, partitions)
 }
 
 /** Applies the pending migrations; returns the ids and names applied now (none when the schema is current). */

@@ -2,7 +2,7 @@ import { CheckpointStore } from "@chronicle/core"
 import { PgCheckpointStore, PgMigrations } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Deferred, Effect, Fiber, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 
 const Live = PgCheckpointStore.layer.pipe(Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer)))
@@ -51,6 +51,40 @@ layer(Live, { excludeTestServices: true })("PgCheckpointStore", (it) => {
         }
       )
       assert.strictEqual(results.filter((r) => r._tag === "Success").length, 1)
+    })
+  )
+
+  it.effect("a claim fences the older owner, also against a batch in flight, and keeps the position", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const checkpoints = yield* CheckpointStore.CheckpointStore
+      yield* checkpoints.save("f", 3n)
+      const old = yield* checkpoints.claim("f")
+      assert.strictEqual(yield* checkpoints.load("f"), 3n)
+      yield* checkpoints.advance("f", 3n, 4n, old)
+      // The old owner's batch holds the row when the new owner claims: the claim waits for its commit.
+      const inFlight = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const batch = yield* checkpoints
+        .advance("f", 4n, 5n, old)
+        .pipe(
+          Effect.andThen(Deferred.succeed(inFlight, undefined)),
+          Effect.andThen(Deferred.await(release)),
+          sql.withTransaction,
+          Effect.forkChild
+        )
+      yield* Deferred.await(inFlight)
+      const claiming = yield* Effect.forkChild(checkpoints.claim("f"))
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(batch)
+      const current = yield* Fiber.join(claiming)
+      assert.strictEqual(current, old + 1n)
+      const refused = yield* checkpoints.advance("f", 5n, 6n, old).pipe(Effect.flip)
+      assert.deepInclude(refused, { _tag: "CheckpointFenced", projection: "f", epoch: old, current })
+      yield* checkpoints.advance("f", 5n, 6n, current)
+      assert.strictEqual(yield* checkpoints.load("f"), 6n)
+      const unclaimed = yield* checkpoints.advance("never", 0n, 1n, 1n).pipe(Effect.flip)
+      assert.deepInclude(unclaimed, { _tag: "CheckpointFenced", epoch: 1n, current: 0n })
     })
   )
 })

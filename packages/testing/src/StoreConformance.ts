@@ -10,7 +10,7 @@
  * only that they increase (not that they are dense or start at 1), so it also runs on a shared, non-empty store. It
  * runs on the real clock, because live subscriptions of real stores wait for wake-ups and polls.
  */
-import { type Envelope, EventId, EventStore, ExpectedVersion, Storable } from "@chronicle/core"
+import { type Envelope, EventId, EventStore, ExpectedVersion, Partition, Storable } from "@chronicle/core"
 import { assert, describe, layer } from "@effect/vitest"
 import { Arbitrary, Deferred, Effect, Fiber, type Layer, Option, type Schema, Stream } from "effect"
 import { type BadSeed, badAppend, badSeed, type ValidInput, validInput } from "./internal/appendInputs.ts"
@@ -627,6 +627,49 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
             inLogOrder
           )
         })
+      )
+
+      it.effect(
+        "readAll filters by partition: each stream in exactly the partition Partition.of names, in log order",
+        () =>
+          Effect.gen(function* () {
+            const category = newCategory()
+            const head = yield* EventStore.EventStore.use((store) => store.head)
+            const streams = Array.from({ length: 24 }, () => newStream(category))
+            const inLogOrder: Array<{ readonly stream: string; readonly eventId: string }> = []
+            for (let round = 0; round < 3; round++) {
+              for (const [i, stream] of streams.entries()) {
+                if ((i + round) % 3 === 0) continue
+                const events = newEvents(1 + (i % 2))
+                yield* append(stream, events, ExpectedVersion.any)
+                inLogOrder.push(...events.map((event) => ({ stream, eventId: event.eventId })))
+              }
+            }
+            for (const count of [1, 3, 8]) {
+              const seen = new Set<string>()
+              for (const partition of Partition.all(count)) {
+                const expected = inLogOrder
+                  .filter((event) => Partition.of(event.stream, count) === partition.index)
+                  .map((event) => event.eventId)
+                for (const id of expected) seen.add(id)
+                assert.deepStrictEqual(idsOf(yield* readAll({ categories: [category], partition })), expected)
+                assert.deepStrictEqual(
+                  idsOf(yield* readAll({ categories: [category], partition, pageSize: 2 })),
+                  expected
+                )
+                // Without a category the partition alone filters (the store may hold other tests' events too).
+                const whole = yield* readAll({ after: head, partition, pageSize: 7 })
+                assert.isTrue(whole.every((event) => Partition.contains(partition, event.stream)))
+                assertIncreasing(whole)
+                assert.deepStrictEqual(
+                  idsOf(whole.filter((event) => event.stream.startsWith(`${category}-`))),
+                  expected
+                )
+              }
+              assert.strictEqual(seen.size, inLogOrder.length)
+            }
+            assert.deepStrictEqual(yield* readAll({ categories: [category], partition: { count: 3, index: 3 } }), [])
+          })
       )
 
       it.effect("readAll filters by type, alone and with a category", () =>
