@@ -18,19 +18,12 @@ import {
 } from "@chronicle/core"
 import { PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
-import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Redacted } from "effect"
+import { Context, Effect, Fiber, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import * as CounterModel from "./fixtures/CounterModel.ts"
 
-class DatabaseUrl extends Context.Service<DatabaseUrl, string>()("test/DatabaseUrl") {}
-
-const Database = Layer.unwrap(
-  Effect.map(PgTest.database, (url) =>
-    Layer.merge(Layer.succeed(DatabaseUrl, url), PgClient.layer({ url: Redacted.make(url), maxConnections: 20 }))
-  )
-).pipe(Layer.orDie)
+const Database = PgTest.layer({ maxConnections: 20 })
 
 const Live = Layer.mergeAll(
   PgEventStore.layer({ pollInterval: "100 millis" }),
@@ -53,7 +46,7 @@ const worker = fileURLToPath(new URL("./fixtures/projectionWorker.ts", import.me
 
 /** A runner process of the counter model, killed (SIGKILL) when the scope closes if still alive. */
 const startWorker = (runner: string, slowMs: number) =>
-  Effect.flatMap(DatabaseUrl, (url) =>
+  Effect.flatMap(PgTest.DatabaseUrl, (url) =>
     Effect.acquireRelease(
       Effect.sync(() =>
         spawn(node, [worker, url, runner, String(slowMs)], { stdio: ["ignore", "inherit", "inherit"] })

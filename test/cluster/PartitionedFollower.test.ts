@@ -22,20 +22,13 @@ import {
 import { PgCheckpointStore, PgDeadLetters, PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
 import { NodeCrypto } from "@effect/platform-node"
-import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Redacted, Result } from "effect"
+import { Effect, Layer, Result } from "effect"
 import { ShardingConfig, SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
 import { SqlClient } from "effect/sql"
 import * as PartitionModel from "../fixtures/PartitionModel.ts"
 
-class DatabaseUrl extends Context.Service<DatabaseUrl, string>()("test/DatabaseUrl") {}
-
-const Database = Layer.unwrap(
-  Effect.map(PgTest.database, (url) =>
-    Layer.merge(Layer.succeed(DatabaseUrl, url), PgClient.layer({ url: Redacted.make(url), maxConnections: 20 }))
-  )
-).pipe(Layer.orDie)
+const Database = PgTest.layer({ maxConnections: 20 })
 
 const Live = Layer.mergeAll(
   PgEventStore.layer({ pollInterval: "100 millis" }),
@@ -71,7 +64,7 @@ const freePort = Effect.promise(
 /** A cluster runner process, killed (SIGKILL) when the scope closes if still alive. */
 const startRunner = (runner: string, partitions: number, batchMs: number) =>
   Effect.gen(function* () {
-    const url = yield* DatabaseUrl
+    const url = yield* PgTest.DatabaseUrl
     const port = yield* freePort
     return yield* Effect.acquireRelease(
       Effect.sync(() =>

@@ -8,21 +8,14 @@ import { Export } from "@chronicle/cli"
 import { EventStore } from "@chronicle/core"
 import { PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
-import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import * as CartFunnel from "../src/CartFunnel.ts"
 import * as DuckDb from "../src/DuckDb.ts"
 import * as ShopSessions from "../src/ShopSessions.ts"
 
-class DatabaseUrl extends Context.Service<DatabaseUrl, string>()("test/DatabaseUrl") {}
-
-const Database = Layer.unwrap(
-  Effect.map(PgTest.database, (url) =>
-    Layer.merge(Layer.succeed(DatabaseUrl, url), PgClient.layer({ url: Redacted.make(url), maxConnections: 8 }))
-  )
-).pipe(Layer.orDie)
+const Database = PgTest.layer({ maxConnections: 8 })
 
 const Live = Layer.mergeAll(PgEventStore.layer({ pollInterval: "100 millis" }), PgProjection.layerServices()).pipe(
   Layer.provideMerge(PgMigrations.layer),
@@ -171,7 +164,7 @@ layer(Live, { excludeTestServices: true, timeout: 120_000 })("cart funnel", (it)
   it.effect("a process running the model killed mid-batch (SIGKILL) and restarted ends with the same answer", () =>
     Effect.gen(function* () {
       yield* reset
-      const url = yield* DatabaseUrl
+      const url = yield* PgTest.DatabaseUrl
       const dir = yield* temporaryDirectory
       const file = join(dir, "funnel.duckdb")
       const sessions = ShopSessions.generate({ carts: 250, seed: 5 })

@@ -8,7 +8,7 @@
 import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { PgClient } from "@effect/sql-pg"
 import { inject } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 
 const onServer = <A, E>(url: string, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
@@ -25,11 +25,17 @@ export const database = Effect.gen(function* () {
   return EmbeddedPostgres.withDatabase(serverUrl, name)
 }).pipe(Effect.orDie)
 
-/** Provides a `PgClient` (and `SqlClient`) on a fresh database of its own. */
+/** The URL of the database `layer` made, for child processes that connect to it themselves. */
+export class DatabaseUrl extends Context.Service<DatabaseUrl, string>()("@chronicle/testing/PgTest/DatabaseUrl") {}
+
+/** Provides a `PgClient` (and `SqlClient`) on a fresh database of its own, and its `DatabaseUrl`. */
 export const layer = (options: { readonly maxConnections?: number } = {}) =>
   Layer.unwrap(
     Effect.map(database, (url) =>
-      PgClient.layer({ url: Redacted.make(url), maxConnections: options.maxConnections ?? 20 })
+      Layer.merge(
+        Layer.succeed(DatabaseUrl, url),
+        PgClient.layer({ url: Redacted.make(url), maxConnections: options.maxConnections ?? 20 })
+      )
     )
   ).pipe(Layer.orDie)
 
