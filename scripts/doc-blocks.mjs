@@ -1,10 +1,10 @@
-// Typechecks every ```ts block of README.md and docs/*.md. Each block is written, as its own module, to a generated
+// Typechecks every ```ts block of README.md, docs/*.md and the packages' README.md. Each block is written, as its own module, to a generated
 // folder (examples/cart/.doc-blocks, gitignored), so `@chronicle/*` and the cart's `../src/Cart.ts` resolve as they
 // do for a user of the examples. Blocks marked ```ts fragment are skipped; a block marked ```ts file=door.ts is
 // written under that name, so later blocks can import it. Unused imports are allowed; anything else
 // that does not compile fails the run, with the doc and block named in tsc's output file names.
 import { execFileSync } from "node:child_process"
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 
 const root = join(import.meta.dirname, "..")
@@ -13,7 +13,10 @@ const docs = [
   "README.md",
   ...readdirSync(join(root, "docs"))
     .filter((f) => f.endsWith(".md"))
-    .map((f) => `docs/${f}`)
+    .map((f) => `docs/${f}`),
+  ...readdirSync(join(root, "packages"))
+    .map((p) => `packages/${p}/README.md`)
+    .filter((f) => existsSync(join(root, f)))
 ]
 
 rmSync(out, { recursive: true, force: true })

@@ -95,6 +95,8 @@ export const describe = (error: unknown, databaseHost?: string): string => {
       case "AuthorizationError":
         return `the database${at} refused an operation: ${serverMessage(sql)}`
     }
+    // A login the server turned down for another reason (such as a database that does not exist).
+    if (sql.message.endsWith("Failed to connect")) return `cannot reach the database${at}: ${serverMessage(sql)}`
   }
   if (error instanceof Config.ConfigError) {
     const text = String((error.cause as { readonly message?: unknown }).message ?? error.cause)

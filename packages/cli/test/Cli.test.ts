@@ -157,6 +157,11 @@ describe("chronicle", () => {
           ["status", "--database-url", "postgres://postgres:postgres@127.0.0.1:1/nothing"],
           1,
           /^chronicle: cannot reach the database at 127\.0\.0\.1:1\/nothing: /
+        ],
+        [
+          ["status", "--database-url", context.databaseUrl.replace(/\/[^/]*$/, "/no_such_db")],
+          1,
+          /^chronicle: cannot reach the database at [^ ]+\/no_such_db: database "no_such_db" does not exist$/
         ]
       ]
     for (const [args, code, line, env] of cases) {
