@@ -30,6 +30,7 @@ import {
   SnapshotStoreError,
   type Service as SnapshotStoreService
 } from "./SnapshotStore.ts"
+import * as Storable from "./Storable.ts"
 import * as StreamName from "./StreamName.ts"
 
 /** Personal string values at least this long must not appear in the clear anywhere else in the row. */
@@ -129,8 +130,9 @@ export const makeCipher = (
     const declarationOf = (event: Pick<EventData, "type" | "schemaVersion">) =>
       declarations.get(`${event.type}@${event.schemaVersion}`) ?? undefined
 
-    const keyError = (operation: string, stream?: string) => (cause: KeyStore.KeyStoreError) =>
-      new EventStoreError(stream === undefined ? { operation, cause } : { operation, stream, cause })
+    const keyError =
+      (operation: string, stream?: string) => (cause: KeyStore.KeyStoreError | KeyStore.InvalidSubject) =>
+        new EventStoreError(stream === undefined ? { operation, cause } : { operation, stream, cause })
 
     const keysOf = (stream: string, subjects: ReadonlyArray<string>, onForgotten: OnForgotten) =>
       onForgotten === "fail"
@@ -140,7 +142,8 @@ export const makeCipher = (
                 Effect.fail(
                   new InvalidAppend({ stream, reason: { _tag: "SubjectForgotten", subject: error.subject } })
                 ),
-              KeyStoreError: (error) => Effect.fail(keyError("keysFor", stream)(error))
+              KeyStoreError: (error) => Effect.fail(keyError("keysFor", stream)(error)),
+              InvalidSubject: (error) => Effect.fail(keyError("keysFor", stream)(error)) // refused by encrypt first
             })
           )
         : Effect.forEach(subjects, (subject) =>
@@ -167,6 +170,14 @@ export const makeCipher = (
             return yield* new InvalidAppend({
               stream,
               reason: { _tag: "NoSubject", index, field: declaration.subject }
+            })
+          }
+          const problem = Storable.textProblem(subject)
+          if (problem !== undefined) {
+            const path = `data.${declaration.subject}`
+            return yield* new InvalidAppend({
+              stream,
+              reason: { _tag: "UnrepresentableText", index, path, detail: problem }
             })
           }
           subjects.add(subject)
@@ -217,17 +228,22 @@ export const makeCipher = (
           return subject
         })
         if (subjects.size === 0) return events
-        const found = yield* keys.find([...subjects]).pipe(Effect.mapError(keyError("find")))
+        // A subject no key store holds (text with a NUL or a lone surrogate) has no key: its event cannot be opened.
+        const storable = [...subjects].filter((subject) => Storable.textProblem(subject) === undefined)
+        const found = yield* keys.find(storable).pipe(Effect.mapError(keyError("find")))
         let failure: EventStoreError | undefined
         let failures = 0
         const opened = Arr.map(events, (event, index) => {
           const subject = toOpen[index]
           if (subject === undefined) return event
           const key = found.get(subject)
+          const problem = Storable.textProblem(subject)
           const data =
-            PersonalData.sealedValuesOf(event.data) !== undefined
-              ? PersonalData.open(event.data, event.eventId, key)
-              : openFields(event, subject, key)
+            problem !== undefined
+              ? Result.fail(`its subject ${JSON.stringify(subject)} ${problem}, which no key store holds`)
+              : PersonalData.sealedValuesOf(event.data) !== undefined
+                ? PersonalData.open(event.data, event.eventId, key)
+                : openFields(event, subject, key)
           if (Result.isSuccess(data)) return { ...event, data: data.success, [storedForm]: asStored(event) }
           const { stream, version, position, type, schemaVersion } = event
           const cause = new EventDecodeError({ stream, version, position, type, schemaVersion, reason: data.failure })
@@ -324,10 +340,14 @@ export const makeSnapshots = (
         }
         const found = yield* keys.keysFor([subject]).pipe(
           Effect.map((map) => map.get(subject)),
-          Effect.catchTag("SubjectForgotten", () => Effect.succeed(undefined)),
+          Effect.catchTags({
+            SubjectForgotten: () => Effect.succeed(undefined),
+            InvalidSubject: () => Effect.succeed(undefined)
+          }),
           Effect.mapError(failed("seal", snapshot.stream))
         )
-        if (found === undefined) return // forgotten: a state holding its values is never stored again
+        // Forgotten (or a subject no key store holds): a state holding its values is never stored.
+        if (found === undefined) return
         const state = PersonalData.seal(declaration, snapshot.state, subject, contextOf(snapshot), found)
         return yield* store.save({ ...snapshot, state })
       })
@@ -348,6 +368,7 @@ export const makeSnapshots = (
         }
         const key = yield* keys.find([sealed.subject]).pipe(
           Effect.map((map) => map.get(sealed.subject)),
+          Effect.catchTag("InvalidSubject", () => Effect.succeed(undefined)),
           Effect.mapError(failed("open", stream))
         )
         if (key === undefined) return Option.none<Snapshot>()
@@ -384,8 +405,13 @@ export interface Forgotten {
  */
 export const forget = (
   subject: string
-): Effect.Effect<Forgotten, KeyStore.KeyStoreError | AppendError, KeyStore.KeyStore | EventStore> =>
+): Effect.Effect<
+  Forgotten,
+  KeyStore.KeyStoreError | KeyStore.InvalidSubject | AppendError,
+  KeyStore.KeyStore | EventStore
+> =>
   Effect.gen(function* () {
+    yield* KeyStore.validateSubjects([subject])
     const keys = yield* KeyStore.KeyStore
     const store = yield* EventStore
     const stream = StreamName.make(forgottenCategory, subject)

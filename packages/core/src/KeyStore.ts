@@ -10,12 +10,15 @@
  * from any process, must agree on one key. `find` returns the keys that exist, never makes one, and must never return
  * a key after a `forget` of it has returned, in any process (cache only what you can invalidate). `forget` removes the
  * key for good, keeps a tombstone so `keysFor` refuses the subject afterwards, and is idempotent, also for a subject
- * that never had a key. Failures of the backend are `KeyStoreError`s. How keys are protected at rest (wrapped under a
+ * that never had a key. A subject id that is not storable text (a NUL, a lone UTF-16 surrogate) fails all three with
+ * `InvalidSubject` before any I/O (`validateSubjects`), since no retry can store it; failures of the backend are
+ * `KeyStoreError`s. How keys are protected at rest (wrapped under a
  * master key, held in an HSM) is the adapter's business; Chronicle only ever sees unwrapped data keys in memory.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto"
 import { Context, Effect, Layer, Result, Schema } from "effect"
 import { describeCause } from "./internal/describeCause.ts"
+import { textProblem } from "./Storable.ts"
 
 /** A 256-bit AES key. */
 export type DataKey = Uint8Array
@@ -39,16 +42,37 @@ export class SubjectForgotten extends Schema.TaggedError<SubjectForgotten>()("Su
   }
 }
 
+/** A subject id no store can hold (a NUL or a lone UTF-16 surrogate): bad input that no retry can fix. */
+export class InvalidSubject extends Schema.TaggedError<InvalidSubject>()("InvalidSubject", {
+  subject: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `subject ${JSON.stringify(this.subject)} ${this.reason}: no key store can hold it`
+  }
+}
+
+/** Fails with `InvalidSubject` naming the first subject that is not storable text; every key store checks with it. */
+export const validateSubjects = (subjects: ReadonlyArray<string>): Effect.Effect<void, InvalidSubject> => {
+  for (const subject of subjects) {
+    const reason = typeof subject === "string" ? textProblem(subject) : "is not a string"
+    if (reason !== undefined) return Effect.fail(new InvalidSubject({ subject: String(subject), reason }))
+  }
+  return Effect.void
+}
+
 /** Where the data keys of subjects live. */
 export interface Service {
   /** The key of each subject, creating keys for subjects that have none; fails if one of them was forgotten. */
   readonly keysFor: (
     subjects: ReadonlyArray<string>
-  ) => Effect.Effect<ReadonlyMap<string, DataKey>, KeyStoreError | SubjectForgotten>
+  ) => Effect.Effect<ReadonlyMap<string, DataKey>, KeyStoreError | SubjectForgotten | InvalidSubject>
   /** The keys that exist for `subjects`; forgotten and unknown subjects are absent from the map. */
-  readonly find: (subjects: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, DataKey>, KeyStoreError>
+  readonly find: (
+    subjects: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyMap<string, DataKey>, KeyStoreError | InvalidSubject>
   /** Deletes the subject's key for good and remembers that it was forgotten; forgetting twice is a no-op. */
-  readonly forget: (subject: string) => Effect.Effect<void, KeyStoreError>
+  readonly forget: (subject: string) => Effect.Effect<void, KeyStoreError | InvalidSubject>
   /**
    * Runs `effect` in one transaction with the store's own writes, when the store shares one with the event store (as
    * `PgKeyStore` does on the same database), so `CryptoShredding.forget` deletes a key and records it atomically.
@@ -106,7 +130,7 @@ export const open = (key: DataKey, sealed: string, context: string): Result.Resu
  * Deletes a subject's key through the `KeyStore` in context, and nothing else: apps call `CryptoShredding.forget`,
  * which also records the fact in the log.
  */
-export const forget = (subject: string): Effect.Effect<void, KeyStoreError, KeyStore> =>
+export const forget = (subject: string): Effect.Effect<void, KeyStoreError | InvalidSubject, KeyStore> =>
   KeyStore.use((keys) => keys.forget(subject))
 
 /** Builds a key store that keeps keys in memory (for tests and single-process apps). */
@@ -122,14 +146,25 @@ export const makeMemory: Effect.Effect<Service> = Effect.sync(() => {
   }
   return KeyStore.of({
     keysFor: (subjects) =>
-      Effect.suspend(() => {
-        const forgotten = subjects.find((subject) => keys.get(subject) === "forgotten")
-        if (forgotten !== undefined) return Effect.fail(new SubjectForgotten({ subject: forgotten }))
-        for (const subject of subjects) if (!keys.has(subject)) keys.set(subject, generateKey())
-        return Effect.succeed(found(subjects))
-      }),
-    find: (subjects) => Effect.sync(() => found(subjects)),
-    forget: (subject) => Effect.sync(() => void keys.set(subject, "forgotten"))
+      Effect.andThen(
+        validateSubjects(subjects),
+        Effect.suspend(() => {
+          const forgotten = subjects.find((subject) => keys.get(subject) === "forgotten")
+          if (forgotten !== undefined) return Effect.fail(new SubjectForgotten({ subject: forgotten }))
+          for (const subject of subjects) if (!keys.has(subject)) keys.set(subject, generateKey())
+          return Effect.succeed(found(subjects))
+        })
+      ),
+    find: (subjects) =>
+      Effect.andThen(
+        validateSubjects(subjects),
+        Effect.sync(() => found(subjects))
+      ),
+    forget: (subject) =>
+      Effect.andThen(
+        validateSubjects([subject]),
+        Effect.sync(() => void keys.set(subject, "forgotten"))
+      )
   })
 })
 

@@ -71,6 +71,29 @@ describe("CryptoShredding", () => {
     }).pipe(Effect.provide(Store))
   )
 
+  it.effect("a subject id with a NUL or a lone surrogate is bad input: the append and forget refuse it typed", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore.EventStore
+      for (const subject of ["c-\u0000", "c-\ud800"]) {
+        const refused = yield* store
+          .append("customer-9", [registered("c-9", "Ada"), registered(subject, "Ada")], ExpectedVersion.any)
+          .pipe(Effect.flip)
+        assert.deepInclude(refused, { _tag: "InvalidAppend", stream: "customer-9" })
+        assert.deepInclude((refused as EventStore.InvalidAppend).reason, {
+          _tag: "UnrepresentableText",
+          index: 1,
+          path: "data.customerId"
+        })
+        assert.deepInclude(yield* CryptoShredding.forget(subject).pipe(Effect.flip), {
+          _tag: "InvalidSubject",
+          subject
+        })
+      }
+      assert.strictEqual((yield* Stream.runCollect(store.readAll())).length, 0)
+      assert.strictEqual((yield* (yield* KeyStore.KeyStore).find(["c-9"])).size, 0)
+    }).pipe(Effect.provide(Store))
+  )
+
   it.effect("refuses a personal value that also appears in the metadata, and fails on an altered field", () =>
     Effect.gen(function* () {
       const store = yield* EventStore.EventStore

@@ -212,7 +212,12 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       )
     ) as Effect.Effect<A, E | KeyStore.KeyStoreError, R>
 
-  return KeyStore.KeyStore.of({ keysFor, find, forget, transaction })
+  return KeyStore.KeyStore.of({
+    keysFor: (subjects) => Effect.andThen(KeyStore.validateSubjects(subjects), keysFor(subjects)),
+    find: (subjects) => Effect.andThen(KeyStore.validateSubjects(subjects), find(subjects)),
+    forget: (subject) => Effect.andThen(KeyStore.validateSubjects([subject]), forget(subject)),
+    transaction
+  })
 })
 
 /** Provides the Postgres `KeyStore` on the `SqlClient` in context (run `PgMigrations` first). */

@@ -2,7 +2,8 @@
  * The key-store conformance suite: the `KeyStore` contract as vitest tests, for the stores Chronicle ships and for an
  * adapter of your own (a KMS, Vault). One call registers it: `KeyStoreConformance.suite("MyKeyStore", layer)`. It
  * checks that a subject keeps one key, that `find` never creates one, that forgetting is final and idempotent (also
- * for a subject that never had a key), and that concurrent first uses of a subject agree on its key.
+ * for a subject that never had a key), that concurrent first uses of a subject agree on its key, and that a subject id
+ * no store can hold (a NUL, a lone surrogate) is refused as `InvalidSubject` by every method.
  */
 import { KeyStore } from "@chronicle/core"
 import { assert, layer } from "@effect/vitest"
@@ -67,6 +68,22 @@ export const suite = <E>(name: string, store: Layer.Layer<KeyStore.KeyStore, E>)
           { concurrency: "unbounded" }
         )
         for (const key of found) assert.isTrue(same(key, found[0]))
+      })
+    )
+
+    it.effect("a subject with a NUL or a lone surrogate is refused with InvalidSubject, and makes no key", () =>
+      Effect.gen(function* () {
+        const keys = yield* KeyStore.KeyStore
+        const valid = newSubject()
+        for (const bad of [`${newSubject()}\u0000`, `${newSubject()}\ud800`, `\udfff${newSubject()}`]) {
+          const refusals = [
+            yield* keys.keysFor([valid, bad]).pipe(Effect.flip),
+            yield* keys.find([bad]).pipe(Effect.flip),
+            yield* keys.forget(bad).pipe(Effect.flip)
+          ]
+          for (const refused of refusals) assert.deepInclude(refused, { _tag: "InvalidSubject", subject: bad })
+        }
+        assert.strictEqual((yield* keys.find([valid])).size, 0)
       })
     )
   })
