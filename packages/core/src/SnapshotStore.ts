@@ -5,9 +5,11 @@
  * snapshot that does not match the stream or the current schema. Without a store in context, `SnapshotStore` is one
  * that holds nothing, so snapshots are off; `layerMemory` keeps them in memory, `@chronicle/postgres` in Postgres.
  */
-import { Context, Effect, Layer, Option, Ref, Schema } from "effect"
+import { Context, Effect, Layer, Option, Ref, Result, Schema } from "effect"
+import { isEventId } from "./EventStore.ts"
 import * as Instrumentation from "./Instrumentation.ts"
 import { describeCause } from "./internal/describeCause.ts"
+import { encodeJson, textProblem } from "./Storable.ts"
 import { type InvalidStreamName, validate } from "./StreamName.ts"
 
 /** The state of a stream at one version, encoded as JSON. */
@@ -37,14 +39,51 @@ export class SnapshotStoreError extends Schema.TaggedError<SnapshotStoreError>()
 }
 
 /**
+ * A snapshot no store can hold, refused by `save` before any I/O: its state is not storable JSON (the rules of an
+ * event's data, `Storable`: no NUL or lone surrogate in its text, no NaN, BigInt or class instance...), or its
+ * version, event id or fingerprint is malformed. `path` names the first bad value, such as `state.items[2]`.
+ */
+export class InvalidSnapshot extends Schema.TaggedError<InvalidSnapshot>()("InvalidSnapshot", {
+  stream: Schema.String,
+  path: Schema.String,
+  detail: Schema.String
+}) {
+  override get message() {
+    return `the snapshot of ${this.stream} cannot be stored: ${this.path} ${this.detail}`
+  }
+}
+
+/**
+ * The snapshot's state as JSON text, after every check a store makes before saving (`InvalidStreamName`,
+ * `InvalidSnapshot`); every store Chronicle ships saves through it, so all accept and refuse the same snapshots.
+ */
+export const prepareSave = (snapshot: Snapshot): Result.Result<string, InvalidStreamName | InvalidSnapshot> => {
+  const stream = validate(snapshot.stream)
+  if (Result.isFailure(stream)) return stream
+  const invalid = (path: string, detail: string) =>
+    Result.fail(new InvalidSnapshot({ stream: snapshot.stream, path, detail }))
+  if (!Number.isInteger(snapshot.version) || snapshot.version < 0 || snapshot.version > 2_147_483_647) {
+    return invalid("version", `is ${String(snapshot.version)}, not an integer from 0 to 2^31-1`)
+  }
+  if (!isEventId(snapshot.eventId)) return invalid("eventId", "is not a UUID")
+  const fingerprint = typeof snapshot.fingerprint === "string" ? textProblem(snapshot.fingerprint) : "is not a string"
+  if (fingerprint !== undefined) return invalid("fingerprint", fingerprint)
+  return Result.mapError(
+    encodeJson(snapshot.state, "state"),
+    (problem) => new InvalidSnapshot({ stream: snapshot.stream, path: problem.path, detail: problem.detail })
+  )
+}
+
+/**
  * The snapshot store's operations. A stream name no event store accepts (`StreamName.validate`: a NUL, a lone
- * surrogate...) fails with `InvalidStreamName` before any I/O, in every store Chronicle ships.
+ * surrogate...) fails with `InvalidStreamName` before any I/O, and a snapshot no store can hold fails `save` with
+ * `InvalidSnapshot` (`prepareSave`), in every store Chronicle ships.
  */
 export interface Service {
   /** The latest snapshot saved for `stream`, if any. */
   readonly load: (stream: string) => Effect.Effect<Option.Option<Snapshot>, SnapshotStoreError | InvalidStreamName>
   /** Replaces the snapshot of `snapshot.stream` (the last save wins: every snapshot the loader accepts is correct). */
-  readonly save: (snapshot: Snapshot) => Effect.Effect<void, SnapshotStoreError | InvalidStreamName>
+  readonly save: (snapshot: Snapshot) => Effect.Effect<void, SnapshotStoreError | InvalidStreamName | InvalidSnapshot>
   /** Forgets the snapshot of `stream`, for example after forgetting personal data its state held. */
   readonly delete: (stream: string) => Effect.Effect<void, SnapshotStoreError | InvalidStreamName>
 }
@@ -76,10 +115,10 @@ export const makeMemory: Effect.Effect<Service> = Effect.map(
         stream,
         Effect.map(Ref.get(snapshots), (all) => Option.fromNullishOr(all.get(stream)))
       ),
+    // What a real store keeps: the state as its JSON text reads back.
     save: (snapshot) =>
-      withValidStream(
-        snapshot.stream,
-        Ref.update(snapshots, (all) => new Map(all).set(snapshot.stream, snapshot))
+      Effect.flatMap(Effect.fromResult(prepareSave(snapshot)), (json) =>
+        Ref.update(snapshots, (all) => new Map(all).set(snapshot.stream, { ...snapshot, state: JSON.parse(json) }))
       ),
     delete: (stream) =>
       withValidStream(

@@ -1,7 +1,8 @@
 /**
  * The Postgres snapshot store over `@effect/sql-pg`: one row per stream in `chronicle_snapshots` (migration
  * `2_snapshots`), read by primary key and replaced by each save in one upsert. The state is kept as `jsonb`, written
- * through the state schema's JSON codec, so the loader decodes it with the same schema.
+ * through the state schema's JSON codec, so the loader decodes it with the same schema; a snapshot `jsonb` cannot
+ * hold (a NUL in its text...) is refused first with `InvalidSnapshot` (`SnapshotStore.prepareSave`).
  */
 import { Instrumentation, SnapshotStore } from "@chronicle/core"
 import { PgClient } from "@effect/sql-pg"
@@ -42,12 +43,11 @@ export const make: Effect.Effect<SnapshotStore.Service, never, PgClient.PgClient
     )
 
   const save = (snapshot: SnapshotStore.Snapshot) =>
-    SnapshotStore.withValidStream(
-      snapshot.stream,
+    Effect.flatMap(Effect.fromResult(SnapshotStore.prepareSave(snapshot)), (state) =>
       sql`
       INSERT INTO chronicle_snapshots (stream_id, version, event_id, fingerprint, state)
       VALUES (${snapshot.stream}, ${snapshot.version}, ${snapshot.eventId}::uuid, ${snapshot.fingerprint},
-              ${JSON.stringify(snapshot.state)}::jsonb)
+              ${state}::jsonb)
       ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, event_id = excluded.event_id,
         fingerprint = excluded.fingerprint, state = excluded.state, saved_at = now()`.pipe(
         Effect.asVoid,

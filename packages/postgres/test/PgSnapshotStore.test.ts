@@ -1,6 +1,6 @@
 import { AggregateLoader, CommandHandler, SnapshotCodec, SnapshotPolicy, SnapshotStore } from "@chronicle/core"
 import { PgEventStore, PgMigrations, PgSnapshotStore } from "@chronicle/postgres"
-import { PgTest } from "@chronicle/testing"
+import { PgTest, SnapshotStoreConformance } from "@chronicle/testing"
 import { assert, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Option, Result } from "effect"
 import { SqlClient } from "effect/sql"
@@ -11,6 +11,8 @@ const fingerprint = SnapshotCodec.make(TallySchema).fingerprint
 const Live = Layer.mergeAll(PgEventStore.layer(), PgSnapshotStore.layer).pipe(
   Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer))
 )
+SnapshotStoreConformance.suite("PgSnapshotStore", Live)
+
 const everyEvent = SnapshotPolicy.layer(SnapshotPolicy.everyEvents(1))
 
 const count = (id: string, keys: ReadonlyArray<string>) =>
@@ -28,24 +30,6 @@ const snapshotAt = (id: string, version: number) =>
   })
 
 layer(Live, { excludeTestServices: true })("PgSnapshotStore", (it) => {
-  it.effect("a stream name no store can hold is InvalidStreamName on load, save and delete, never a store error", () =>
-    Effect.gen(function* () {
-      const store = yield* SnapshotStore.SnapshotStore
-      for (const stream of ["tally-\u0000", "tally-\ud800", "nodash"]) {
-        const snapshot = { stream, version: 1, eventId: crypto.randomUUID(), fingerprint: "f", state: {} }
-        const errors = [
-          yield* Effect.flip(store.load(stream)),
-          yield* Effect.flip(store.save(snapshot)),
-          yield* Effect.flip(store.delete(stream))
-        ]
-        assert.deepStrictEqual(
-          errors.map((error) => error._tag),
-          ["InvalidStreamName", "InvalidStreamName", "InvalidStreamName"]
-        )
-      }
-    })
-  )
-
   it.effect("32 concurrent commands on one aggregate with the default retry all succeed, versions 1..32", () =>
     Effect.gen(function* () {
       const keys = Array.from({ length: 32 }, (_, i) => `k${i}`)
@@ -62,27 +46,6 @@ layer(Live, { excludeTestServices: true })("PgSnapshotStore", (it) => {
         versions.map((row) => row.version),
         Array.from({ length: 32 }, (_, i) => i + 1)
       )
-    })
-  )
-
-  it.effect("saves, replaces, loads and deletes one snapshot per stream", () =>
-    Effect.gen(function* () {
-      const store = yield* SnapshotStore.SnapshotStore
-      const snapshot = {
-        stream: "tally-store",
-        version: 3,
-        eventId: crypto.randomUUID(),
-        fingerprint: "f",
-        state: { counts: [["x", 3]], total: 3 }
-      }
-      assert.isTrue(Option.isNone(yield* store.load("tally-store")))
-      yield* store.save(snapshot)
-      assert.deepStrictEqual(yield* store.load("tally-store"), Option.some(snapshot))
-      const later = { ...snapshot, version: 4, eventId: crypto.randomUUID(), state: { counts: [], total: 0 } }
-      yield* store.save(later)
-      assert.deepStrictEqual(yield* store.load("tally-store"), Option.some(later))
-      yield* store.delete("tally-store")
-      assert.isTrue(Option.isNone(yield* store.load("tally-store")))
     })
   )
 
