@@ -14,7 +14,8 @@
  * part quoted as it is written, so case and any character but NUL and lone surrogates survive. Postgres cuts
  * identifiers longer than 63 bytes without a word, so a schema may have up to 63 bytes of UTF-8 and a table name up
  * to 51 (`maxTableBytes`: room for the shadow's suffix); names ending like a shadow (`_rb_` and 8 hex digits) are
- * reserved. A bad name fails `start`, `rebuild` and a reset with `InvalidReadModel` before any I/O.
+ * reserved. A bad name fails `start`, `layer`, `layerInline`, `rebuild` and a reset with `InvalidReadModel` before any
+ * I/O.
  *
  * **Ownership.** A table Chronicle creates for a model carries a comment naming the model (`ownerComment`); a
  * rebuild or a reset drops or replaces only a table with that comment, and fails with `ReadModelNotOwned` otherwise
@@ -492,15 +493,17 @@ const inlineFailure = (stream: string, name: string, cause: unknown) =>
 /**
  * Wraps the `EventStore` in context so that each append also updates `models` in the same transaction: the models
  * are always consistent with the log, and an append whose model update fails writes nothing. A repeated append
- * (nothing written) updates nothing. **Gotcha:** appends made by other instances without this layer, or before it
- * existed, are not in the models: rebuild them once with `rebuild` when you turn a model inline.
+ * (nothing written) updates nothing. A model whose name or table cannot be used fails the layer with
+ * `InvalidReadModel`, as `start` does, before any I/O. **Gotcha:** appends made by other instances without this
+ * layer, or before it existed, are not in the models: rebuild them once with `rebuild` when you turn a model inline.
  */
 export const layerInline = (
   models: ReadonlyArray<ReadModel<any, unknown, SqlClient.SqlClient>>
-): Layer.Layer<EventStore.EventStore, never, EventStore.EventStore | SqlClient.SqlClient> =>
+): Layer.Layer<EventStore.EventStore, InvalidReadModel, EventStore.EventStore | SqlClient.SqlClient> =>
   Layer.effect(
     EventStore.EventStore,
     Effect.gen(function* () {
+      for (const model of models) yield* Effect.fromResult(validate(model))
       const store = yield* EventStore.EventStore
       const sql = yield* SqlClient.SqlClient
       const append = (

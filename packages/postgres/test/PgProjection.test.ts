@@ -124,51 +124,55 @@ layer(Live, { excludeTestServices: true })("PgProjection", (it) => {
     })
   )
 
-  it.effect("a name or table Postgres would cut, refuse or misread fails start and rebuild before any I/O", () =>
-    Effect.gen(function* () {
-      const reasonOf = (name: string, table: string) =>
-        Effect.gen(function* () {
-          const model = counting(name, table, "badname")
-          const started = yield* Effect.flip(Effect.scoped(PgProjection.start(model)))
-          const rebuilt = yield* Effect.flip(PgProjection.rebuild(model))
-          const reset = yield* Effect.flip(PgProjection.projection(model).reset)
-          assert.strictEqual(started._tag, "InvalidReadModel")
-          assert.deepStrictEqual(rebuilt, started as unknown)
-          assert.deepStrictEqual(reset, started as unknown)
-          return started._tag === "InvalidReadModel" ? started.reason : undefined
+  it.effect(
+    "a name or table Postgres would cut, refuse or misread fails start, rebuild, reset and layerInline before any I/O",
+    () =>
+      Effect.gen(function* () {
+        const reasonOf = (name: string, table: string) =>
+          Effect.gen(function* () {
+            const model = counting(name, table, "badname")
+            const started = yield* Effect.flip(Effect.scoped(PgProjection.start(model)))
+            const rebuilt = yield* Effect.flip(PgProjection.rebuild(model))
+            const reset = yield* Effect.flip(PgProjection.projection(model).reset)
+            const inline = yield* Effect.flip(Effect.scoped(Layer.build(PgProjection.layerInline([model]))))
+            assert.strictEqual(started._tag, "InvalidReadModel")
+            assert.deepStrictEqual(rebuilt, started as unknown)
+            assert.deepStrictEqual(reset, started as unknown)
+            assert.deepStrictEqual(inline, started as unknown)
+            return started._tag === "InvalidReadModel" ? started.reason : undefined
+          })
+        const longest = "é".repeat(25) + "x" // 51 bytes
+        assert.deepStrictEqual(yield* reasonOf("m", `${longest}y`), {
+          _tag: "TooLong",
+          part: "table",
+          bytes: 52,
+          limit: PgProjection.maxTableBytes
         })
-      const longest = "é".repeat(25) + "x" // 51 bytes
-      assert.deepStrictEqual(yield* reasonOf("m", `${longest}y`), {
-        _tag: "TooLong",
-        part: "table",
-        bytes: 52,
-        limit: PgProjection.maxTableBytes
+        assert.deepStrictEqual(yield* reasonOf("m", `${"s".repeat(64)}.t`), {
+          _tag: "TooLong",
+          part: "schema",
+          bytes: 64,
+          limit: 63
+        })
+        assert.deepStrictEqual(yield* reasonOf("m", ""), { _tag: "Empty", part: "table" })
+        assert.deepStrictEqual(yield* reasonOf("m", "s."), { _tag: "Empty", part: "table" })
+        assert.deepStrictEqual(yield* reasonOf("m", "a.b.c"), { _tag: "TooManyDots", dots: 2 })
+        assert.deepStrictEqual(yield* reasonOf("m", "t\u0000"), {
+          _tag: "UnrepresentableText",
+          part: "table",
+          detail: "contains a NUL character"
+        })
+        assert.deepStrictEqual(yield* reasonOf("m\ud800", "t"), {
+          _tag: "UnrepresentableText",
+          part: "name",
+          detail: "contains a lone UTF-16 surrogate (not Unicode text)"
+        })
+        assert.deepStrictEqual(yield* reasonOf("m", "counts_rb_0123abcd"), {
+          _tag: "ReservedSuffix",
+          suffix: "_rb_0123abcd"
+        })
+        assert.deepStrictEqual(yield* tablesLike("%badname%"), [])
       })
-      assert.deepStrictEqual(yield* reasonOf("m", `${"s".repeat(64)}.t`), {
-        _tag: "TooLong",
-        part: "schema",
-        bytes: 64,
-        limit: 63
-      })
-      assert.deepStrictEqual(yield* reasonOf("m", ""), { _tag: "Empty", part: "table" })
-      assert.deepStrictEqual(yield* reasonOf("m", "s."), { _tag: "Empty", part: "table" })
-      assert.deepStrictEqual(yield* reasonOf("m", "a.b.c"), { _tag: "TooManyDots", dots: 2 })
-      assert.deepStrictEqual(yield* reasonOf("m", "t\u0000"), {
-        _tag: "UnrepresentableText",
-        part: "table",
-        detail: "contains a NUL character"
-      })
-      assert.deepStrictEqual(yield* reasonOf("m\ud800", "t"), {
-        _tag: "UnrepresentableText",
-        part: "name",
-        detail: "contains a lone UTF-16 surrogate (not Unicode text)"
-      })
-      assert.deepStrictEqual(yield* reasonOf("m", "counts_rb_0123abcd"), {
-        _tag: "ReservedSuffix",
-        suffix: "_rb_0123abcd"
-      })
-      assert.deepStrictEqual(yield* tablesLike("%badname%"), [])
-    })
   )
 
   it.effect("a rebuild never drops a table the model did not create; marked, it is taken over", () =>
