@@ -8,11 +8,11 @@
  * the partitions and runs one unmeasured burst before the measured ones.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { createServer } from "node:net"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { CheckpointStore, EventStore, ExpectedVersion, Partition } from "@chronicle/core"
 import { PgCheckpointStore, PgEventStore, PgMigrations } from "@chronicle/postgres"
+import { FreePort } from "@chronicle/postgres/embedded"
 import { NodeCrypto } from "@effect/platform-node"
 import { Console, Effect, Layer, Schedule, Stream } from "effect"
 import { ShardingConfig, SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
@@ -21,18 +21,6 @@ import * as Bench from "./Bench.ts"
 
 const node = process.execPath
 const runnerScript = fileURLToPath(new URL("./clusterRunner.ts", import.meta.url))
-
-const freePort = Effect.promise(
-  () =>
-    new Promise<number>((resolve, reject) => {
-      const server = createServer()
-        .once("error", reject)
-        .listen(0, "127.0.0.1", () => {
-          const address = server.address()
-          server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-        })
-    })
-)
 
 /** Stops a runner: SIGTERM, so it leaves the cluster, then SIGKILL if it has not exited after 20 seconds. */
 const stop = (child: ChildProcess) =>
@@ -53,7 +41,7 @@ const startRunners = (databaseUrl: string, runners: number, partitions: number) 
     const children: Array<ChildProcess> = []
     for (let i = 1; i <= runners; i++) {
       const name = `r${i}`
-      const port = yield* freePort
+      const port = yield* FreePort.pick
       const child = yield* Effect.acquireRelease(
         Effect.sync(() =>
           spawn(node, [runnerScript, databaseUrl, name, String(port), String(partitions)], {

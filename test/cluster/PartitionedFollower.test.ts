@@ -6,7 +6,6 @@
  * lease mode, keeps the model equal to a full replay.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
 import { PartitionedFollower } from "@chronicle/cluster"
 import {
@@ -20,6 +19,7 @@ import {
   ProjectionRunner
 } from "@chronicle/core"
 import { PgCheckpointStore, PgDeadLetters, PgEventStore, PgMigrations, PgProjection } from "@chronicle/postgres"
+import { FreePort } from "@chronicle/postgres/embedded"
 import { PgTest } from "@chronicle/testing"
 import { NodeCrypto } from "@effect/platform-node"
 import { assert, layer } from "@effect/vitest"
@@ -49,23 +49,11 @@ const ClusterTables = Layer.mergeAll(SqlRunnerStorage.layer, SqlMessageStorage.l
 const node = fileURLToPath(new URL("../../node_modules/node/bin/node", import.meta.url))
 const runnerScript = fileURLToPath(new URL("../fixtures/clusterRunner.ts", import.meta.url))
 
-const freePort = Effect.promise(
-  () =>
-    new Promise<number>((resolve, reject) => {
-      const server = createServer()
-        .once("error", reject)
-        .listen(0, "127.0.0.1", () => {
-          const address = server.address()
-          server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-        })
-    })
-)
-
 /** A cluster runner process, killed (SIGKILL) when the scope closes if still alive. */
 const startRunner = (runner: string, partitions: number, batchMs: number) =>
   Effect.gen(function* () {
     const url = yield* PgTest.DatabaseUrl
-    const port = yield* freePort
+    const port = yield* FreePort.pick
     return yield* Effect.acquireRelease(
       Effect.sync(() =>
         spawn(node, [runnerScript, url, runner, String(port), String(partitions), String(batchMs)], {

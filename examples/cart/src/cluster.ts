@@ -7,19 +7,18 @@
  * cart's state beside the fold of its stream, and exits 0 when they all agree.
  */
 import { spawn } from "node:child_process"
-import { type AddressInfo, createServer } from "node:net"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import { AggregateEntity } from "@chronicle/cluster"
+import { AggregateEntity, LocalSharding } from "@chronicle/cluster"
 import { AggregateLoader } from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
-import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
+import { EmbeddedPostgres, FreePort } from "@chronicle/postgres/embedded"
 import { NodeClusterSocket, NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { Console, Data, Effect, Layer, Redacted, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Cart, type Command, type State, State as StateSchema } from "./Cart.ts"
-import { Carts, shardingConfig } from "./clusterConfig.ts"
+import { Carts } from "./clusterConfig.ts"
 
 const runnerScript = fileURLToPath(new URL("./clusterRunner.ts", import.meta.url))
 
@@ -30,22 +29,13 @@ const encode = (state: State) => JSON.stringify(Schema.encodeSync(StateSchema)(s
 const showState = (state: State) =>
   `${[...state.items].map(([sku, quantity]) => `${sku}×${quantity}`).join(", ") || "(empty)"}${state.checkedOut ? ", checked out" : ""}`
 
-/** A free port on loopback. */
-const freePort = Effect.callback<number>((resume) => {
-  const server = createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const { port } = server.address() as AddressInfo
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
 /** Which runner loaded each stream last: where its entity lives now. */
 const host = new Map<string, string>()
 
 /** Starts runner `name`; records the streams it loads in `host`, and kills it when the demo ends. */
 const startRunner = (url: string, name: string) =>
   Effect.gen(function* () {
-    const port = yield* freePort
+    const port = yield* FreePort.pick
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
         spawn(process.execPath, [runnerScript, url, String(port), name], { stdio: ["ignore", "pipe", "inherit"] })
@@ -140,7 +130,7 @@ Effect.gen(function* () {
   const url = yield* EmbeddedPostgres.databaseUrl
   const Pg = PgClient.layer({ url: Redacted.make(url), maxConnections: 4 })
   const Client = Layer.mergeAll(
-    NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig }),
+    NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig: LocalSharding.client() }),
     PgEventStore.layer()
   ).pipe(Layer.provideMerge(PgMigrations.layer), Layer.provideMerge(Pg))
   yield* program(url).pipe(Effect.provide(Client))

@@ -4,14 +4,13 @@
  * stream (argv[4] is its name), so the demo can show where each cart lives.
  */
 
-import { AggregateEntity } from "@chronicle/cluster"
+import { AggregateEntity, LocalSharding } from "@chronicle/cluster"
 import { EventStore } from "@chronicle/core"
 import { PgEventStore } from "@chronicle/postgres"
 import { NodeClusterSocket, NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, Option, Redacted } from "effect"
-import { RunnerAddress } from "effect/cluster"
-import { Carts, shardingConfig } from "./clusterConfig.ts"
+import { Effect, Layer, Redacted } from "effect"
+import { Carts } from "./clusterConfig.ts"
 
 const [url = "", port = "0", name = "runner"] = process.argv.slice(2)
 
@@ -30,7 +29,7 @@ const Store = Layer.effect(
 )
 const Cluster = NodeClusterSocket.layer({
   storage: "sql",
-  shardingConfig: { ...shardingConfig, runnerAddress: Option.some(RunnerAddress.make("127.0.0.1", Number(port))) }
+  shardingConfig: LocalSharding.runner(Number(port))
 })
 
 Layer.launch(

@@ -4,11 +4,11 @@
  * aggregates, one runner killed with SIGKILL mid-load.
  */
 import { spawn } from "node:child_process"
-import { type AddressInfo, createServer } from "node:net"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { AggregateLoader, CommandHandler, EventId, EventStore } from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
+import { FreePort } from "@chronicle/postgres/embedded"
 import { PgTest } from "@chronicle/testing"
 import { NodeClusterSocket } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
@@ -16,9 +16,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Redacted, Ref, Schedule, Stream } from "effect"
 import { Sharding, TestRunner } from "effect/cluster"
 import { SqlClient } from "effect/sql"
-import { AggregateEntity } from "../src/index.ts"
+import { AggregateEntity, LocalSharding } from "../src/index.ts"
 import { Account, Accounts, type State } from "./fixtures/Account.ts"
-import { shardingConfig } from "./fixtures/clusterConfig.ts"
 
 // The in-memory store, counting the streams read (a load reads its stream once); `failAppend` makes the next append
 // fail as if the database were gone.
@@ -136,22 +135,13 @@ describe("AggregateEntity", () => {
 const node = fileURLToPath(new URL("../../../node_modules/node/bin/node", import.meta.url))
 const runnerScript = fileURLToPath(new URL("./fixtures/entityRunner.ts", import.meta.url))
 
-/** A free port on loopback. */
-const freePort = Effect.callback<number>((resume) => {
-  const server = createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const { port } = server.address() as AddressInfo
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
 /** Which runner process loaded each stream last: where its entity lives now. */
 const host = new Map<string, number>()
 
 /** A runner process; it records the streams it loads in `host`, and is killed when the scope closes. */
 const runner = (url: string) =>
   Effect.gen(function* () {
-    const port = yield* freePort
+    const port = yield* FreePort.pick
     const process = yield* Effect.acquireRelease(
       Effect.sync(() => spawn(node, [runnerScript, url, String(port)], { stdio: ["ignore", "pipe", "inherit"] })),
       (process) => Effect.sync(() => void (process.exitCode === null && process.kill("SIGKILL")))
@@ -238,7 +228,7 @@ describe("AggregateEntity on three runner processes", () => {
           Effect.scoped,
           Effect.provide(
             Layer.mergeAll(
-              NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig }),
+              NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig: LocalSharding.client() }),
               PgEventStore.layer()
             ).pipe(Layer.provideMerge(PgMigrations.layer), Layer.provideMerge(Pg), Layer.orDie)
           )

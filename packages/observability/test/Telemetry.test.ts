@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs"
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http"
-import { createServer as createNetServer } from "node:net"
 import { EventId, EventStore, ExpectedVersion, Metrics } from "@chronicle/core"
 import { Telemetry } from "@chronicle/observability"
+import { FreePort } from "@chronicle/postgres/embedded"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric } from "effect"
 import { OtlpExporter } from "effect/observability"
@@ -30,18 +30,6 @@ const collector = Effect.acquireRelease(
       })
   ),
   (server) => Effect.sync(server.close)
-)
-
-const freePort = Effect.promise(
-  () =>
-    new Promise<number>((resolve, reject) => {
-      const server = createNetServer()
-        .once("error", reject)
-        .listen(0, "127.0.0.1", () => {
-          const address = server.address()
-          server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-        })
-    })
 )
 
 const event = () => ({ eventId: EventId.random(), type: "ItemAdded", schemaVersion: 1, data: {}, metadata: {} })
@@ -117,7 +105,7 @@ describe("Telemetry", () => {
 
   it.live("serves the metrics to Prometheus in the text format", () =>
     Effect.gen(function* () {
-      const port = yield* freePort
+      const port = yield* FreePort.pick
       const text = yield* Effect.gen(function* () {
         yield* appendSome
         return yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()))

