@@ -598,8 +598,28 @@ const projectionReset = Command.make("reset", { name: projectionName }, ({ name 
   )
 )
 
+const projectionAdopt = Command.make("adopt", { name: projectionName }, ({ name }) =>
+  onDatabase(
+    Effect.gen(function* () {
+      const json = yield* Json
+      const model = yield* configuredModel(yield* loadConfig, name, "projections adopt")
+      const adopted = yield* PgProjection.adopt(model)
+      return yield* emit(json, { projection: name, table: model.table, adopted }, () =>
+        adopted
+          ? `adopted ${model.table} for ${name}: its columns are the model's, and rebuilds and resets may replace it now`
+          : `${name} owns ${model.table} already: nothing to do`
+      )
+    })
+  )
+).pipe(
+  withHelp(
+    "Hand an existing table (made by hand, or before tables carried their owner) to a read model of the config module, once its columns match the model's",
+    [{ command: "chronicle projections adopt cart-summary --config chronicle.config.ts" }]
+  )
+)
+
 const projections = Command.make("projections").pipe(
-  Command.withSubcommands([projectionsList, projectionStatus, projectionRebuild, projectionReset]),
+  Command.withSubcommands([projectionsList, projectionStatus, projectionRebuild, projectionReset, projectionAdopt]),
   withHelp("See and fix projections", [{ command: "chronicle projections list" }])
 )
 

@@ -44,6 +44,7 @@ describe("chronicle", () => {
       ["projections", "status"],
       ["projections", "rebuild"],
       ["projections", "reset"],
+      ["projections", "adopt"],
       ["dead-letters"],
       ["dead-letters", "list"],
       ["dead-letters", "retry"],
@@ -296,5 +297,27 @@ describe("chronicle", () => {
     assert.deepStrictEqual(await keys(), [{ subject: "cust-1", wrapped_key: null }])
     const again = json(await chronicle(["forget", "cust-1", "--json"], { CHRONICLE_MASTER_KEY: masterKey }))
     assert.deepInclude(again, { subject: "cust-1", forgotten: true, now: false })
+  })
+
+  it("projections adopt hands a table made by hand to its read model, once its columns match", async () => {
+    await query("CREATE TABLE IF NOT EXISTS tally_totals (tally text PRIMARY KEY, total int NOT NULL)")
+    await query("COMMENT ON TABLE tally_totals IS NULL")
+    const adopt = ["projections", "adopt", "tally-totals", "--config", tallyConfig]
+    assert.deepStrictEqual(json(await chronicle([...adopt, "--json"])), {
+      projection: "tally-totals",
+      table: "tally_totals",
+      adopted: true
+    })
+    const again = await chronicle(adopt)
+    assert.strictEqual(again.stdout, "tally-totals owns tally_totals already: nothing to do\n")
+    await query("COMMENT ON TABLE tally_totals IS NULL")
+    await query("ALTER TABLE tally_totals ADD COLUMN note text")
+    const refused = await chronicle(adopt)
+    assert.strictEqual(refused.code, 1)
+    assert.match(
+      refused.stderr,
+      /^chronicle: read model tally-totals cannot adopt table tally_totals: .*it also has note text/
+    )
+    await query("ALTER TABLE tally_totals DROP COLUMN note")
   })
 })

@@ -19,8 +19,8 @@
  *
  * **Ownership.** A table Chronicle creates for a model carries a comment naming the model (`ownerComment`); a
  * rebuild or a reset drops or replaces only a table with that comment, and fails with `ReadModelNotOwned` otherwise
- * (mark a table you made yourself with `COMMENT ON TABLE ... IS '<ownerComment>'` to hand it over). `start` writes
- * into an existing table whoever made it.
+ * (hand a table you made yourself over with `adopt`, which checks its columns against the model's `create` and writes
+ * the comment). `start` writes into an existing table whoever made it.
  *
  * A read model that holds personal data declares `onForget`: when `CryptoShredding.forget` records that a subject was
  * forgotten, the runner meets the fact in the log and deletes (or redacts) the subject's rows.
@@ -116,6 +116,27 @@ export class ReadModelNotOwned extends Schema.TaggedError<ReadModelNotOwned>()("
   override get message() {
     const found = this.comment === null ? "no comment" : `the comment ${JSON.stringify(this.comment)}`
     return `read model ${this.model} will not drop table ${this.table}: it has ${found}, not ${JSON.stringify(ownerComment(this.model))}, so the model did not create it`
+  }
+}
+
+/**
+ * `adopt` found no table to adopt, or one whose columns are not those the model's `create` makes: `missing` lists the
+ * columns `create` makes that the table lacks (or has with another type or nullability), `extra` the table's columns
+ * that `create` does not make, each as `name type [NOT NULL]`. Nothing was changed.
+ */
+export class ReadModelMismatch extends Schema.TaggedError<ReadModelMismatch>()("ReadModelMismatch", {
+  model: Schema.String,
+  table: Schema.String,
+  exists: Schema.Boolean,
+  missing: Schema.Array(Schema.String),
+  extra: Schema.Array(Schema.String)
+}) {
+  override get message() {
+    if (!this.exists) return `read model ${this.model} cannot adopt table ${this.table}: it does not exist`
+    const list = (label: string, columns: ReadonlyArray<string>) =>
+      columns.length === 0 ? [] : [`${label} ${columns.join(", ")}`]
+    const differences = [...list("it lacks", this.missing), ...list("it also has", this.extra)].join("; ")
+    return `read model ${this.model} cannot adopt table ${this.table}: its columns are not the model's (${differences})`
   }
 }
 
@@ -484,6 +505,76 @@ export const rebuild = <A, Err, R>(
       })
       return yield* withTransaction(sql, swap, (cause) => new LogFollower.TransactionError({ cause }))
     }).pipe(Effect.onError(() => cleanUp))
+  })
+
+/** The columns of `table` as `name type [NOT NULL]`, in order. */
+const columnsOf = (table: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.map(
+      sql<{ column: string }>`
+        SELECT quote_ident(attname) || ' ' || format_type(atttypid, atttypmod)
+          || CASE WHEN attnotnull THEN ' NOT NULL' ELSE '' END AS column
+        FROM pg_attribute
+        WHERE attrelid = to_regclass(${quoted(table)}) AND attnum > 0 AND NOT attisdropped
+        ORDER BY attnum`,
+      (rows) => rows.map((row) => row.column)
+    )
+  )
+
+/**
+ * Hands an existing table over to the model, such as one created before tables carried their owner's comment, so that
+ * a rebuild or a reset may replace it. It checks that the table is plausibly the model's: the model's `create` makes
+ * a scratch table aside (dropped again), and the two must have the same columns, with the same types and
+ * nullability. Then it writes the model's `ownerComment` on the table. Succeeds with `true` when it adopted the table,
+ * `false` when the model owned it already. Fails with `InvalidReadModel` for a name that cannot be used,
+ * `ReadModelMismatch` when the table is missing or its columns differ, `ReadModelNotOwned` when another model's
+ * comment is on it, and `ReadModelError` when the database fails; in every failure nothing changes.
+ */
+export const adopt = <A, Err, R>(
+  model: ReadModel<A, Err, R>
+): Effect.Effect<
+  boolean,
+  InvalidReadModel | ReadModelMismatch | ReadModelNotOwned | ReadModelError,
+  SqlClient.SqlClient
+> =>
+  Effect.gen(function* () {
+    const table = yield* Effect.fromResult(validate(model))
+    const sql = yield* SqlClient.SqlClient
+    const scratch = inSchema(table, `${table.name}_rb_${crypto.randomUUID().slice(0, 8)}`)
+    const adopting = Effect.gen(function* () {
+      yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`chronicle_read_model:${model.table}`}))`
+      const found = yield* lookUp(model.table)
+      const refuse = (fields: {
+        readonly exists: boolean
+        readonly missing?: ReadonlyArray<string>
+        readonly extra?: ReadonlyArray<string>
+      }) => new ReadModelMismatch({ model: model.name, table: model.table, missing: [], extra: [], ...fields })
+      if (!found.exists) return yield* refuse({ exists: false })
+      if (found.comment === ownerComment(model.name)) return false
+      if (found.comment?.startsWith(ownerComment("")) === true) {
+        return yield* new ReadModelNotOwned({ model: model.name, table: model.table, comment: found.comment })
+      }
+      if ((yield* lookUp(scratch)).exists) {
+        return yield* new ReadModelNotOwned({ model: model.name, table: scratch, comment: null })
+      }
+      yield* model.create(scratch)
+      const expected = yield* columnsOf(scratch)
+      yield* sql`DROP TABLE ${sql(scratch)}`
+      const actual = yield* columnsOf(model.table)
+      const missing = expected.filter((column) => !actual.includes(column))
+      const extra = actual.filter((column) => !expected.includes(column))
+      if (missing.length > 0 || extra.length > 0) return yield* refuse({ exists: true, missing, extra })
+      yield* sql.unsafe(
+        `COMMENT ON TABLE ${quoted(model.table)} IS '${ownerComment(model.name).replaceAll("'", "''")}'`
+      )
+      return true
+    })
+    const failed = (cause: unknown) => new ReadModelError({ model: model.name, table: model.table, cause })
+    return yield* withTransaction(
+      sql,
+      adopting.pipe(Effect.catchTag("SqlError", (e) => Effect.fail(failed(e)))),
+      failed
+    )
   })
 
 /** An inline read model could not be updated, so the append was rolled back. */

@@ -175,7 +175,7 @@ layer(Live, { excludeTestServices: true })("PgProjection", (it) => {
       })
   )
 
-  it.effect("a rebuild never drops a table the model did not create; marked, it is taken over", () =>
+  it.effect("a rebuild never drops a table the model did not create; adopted, it is taken over", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       yield* sql`CREATE TABLE foreign_counts (stream text PRIMARY KEY, n int)`
@@ -191,10 +191,42 @@ layer(Live, { excludeTestServices: true })("PgProjection", (it) => {
       assert.strictEqual(reset._tag, "ReadModelNotOwned")
       assert.deepStrictEqual(yield* rowsOf("foreign_counts"), [{ stream: "theirs", n: 42 }])
       assert.deepStrictEqual(yield* tablesLike("foreign_counts%"), ["public.foreign_counts"])
-      yield* sql.unsafe(`COMMENT ON TABLE foreign_counts IS '${PgProjection.ownerComment("foreign")}'`)
+      assert.isTrue(yield* PgProjection.adopt(model))
+      assert.isFalse(yield* PgProjection.adopt(model))
       yield* PgProjection.rebuild(model)
       assert.deepStrictEqual(yield* rowsOf("foreign_counts"), yield* replayOf("foreign"))
       assert.deepStrictEqual(yield* tablesLike("foreign_counts%"), ["public.foreign_counts"])
+    })
+  )
+
+  it.effect("adopt refuses a missing table, other columns and another model's table, and changes nothing", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const commentOf = (table: string) =>
+        sql<{ comment: string | null }>`SELECT obj_description(${table}::regclass, 'pg_class') AS comment`.pipe(
+          Effect.map(([row]) => row?.comment ?? null)
+        )
+      const missing = yield* Effect.flip(PgProjection.adopt(counting("adopt-none", "adopt_none", "adopt")))
+      assert.deepInclude(missing, { _tag: "ReadModelMismatch", table: "adopt_none", exists: false })
+
+      yield* sql`CREATE TABLE adopt_other (stream text PRIMARY KEY, n bigint, note text)`
+      const other = yield* Effect.flip(PgProjection.adopt(counting("adopt-other", "adopt_other", "adopt")))
+      assert.deepInclude(other, {
+        _tag: "ReadModelMismatch",
+        exists: true,
+        missing: ["n integer"],
+        extra: ["n bigint", "note text"]
+      })
+      assert.isNull(yield* commentOf("adopt_other"))
+
+      yield* sql`CREATE TABLE adopt_taken (stream text PRIMARY KEY, n int)`
+      yield* sql.unsafe(`COMMENT ON TABLE adopt_taken IS '${PgProjection.ownerComment("someone-else")}'`)
+      const taken = yield* Effect.flip(PgProjection.adopt(counting("adopt-taken", "adopt_taken", "adopt")))
+      assert.deepInclude(taken, { _tag: "ReadModelNotOwned", comment: PgProjection.ownerComment("someone-else") })
+
+      const bad = yield* Effect.flip(PgProjection.adopt(counting("adopt-bad", "a.b.c", "adopt")))
+      assert.strictEqual(bad._tag, "InvalidReadModel")
+      assert.deepStrictEqual(yield* tablesLike("adopt_%_rb_%"), [])
     })
   )
 
