@@ -52,6 +52,8 @@ describe("chronicle", () => {
       ["events"],
       ["events", "migrate"],
       ["forget"],
+      ["keys"],
+      ["keys", "rotate"],
       ["export"],
       ["ui"]
     ]
