@@ -12,8 +12,8 @@
  * key for good, keeps a tombstone so `keysFor` refuses the subject afterwards, and is idempotent, also for a subject
  * that never had a key. A subject id that is not storable text (a NUL, a lone UTF-16 surrogate) fails all three with
  * `InvalidSubject` before any I/O (`validateSubjects`), since no retry can store it; failures of the backend are
- * `KeyStoreError`s. How keys are protected at rest (wrapped under a
- * master key, held in an HSM) is the adapter's business; Chronicle only ever sees unwrapped data keys in memory.
+ * `KeyStoreError`s. How keys are protected at rest (wrapped under a master key, held in an HSM) is the adapter's
+ * business; Chronicle only ever sees unwrapped data keys in memory.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto"
 import { Context, Effect, Layer, Result, Schema } from "effect"
