@@ -33,7 +33,21 @@ import {
   Subscription
 } from "@chronicle/core"
 import { PgClient, PgConnection } from "@effect/sql-pg"
-import { type Duration, Effect, Layer, Metric, Option, Predicate, PubSub, Queue, RcRef, Schedule, Stream } from "effect"
+import {
+  Context,
+  type Duration,
+  Effect,
+  Layer,
+  Metric,
+  Option,
+  Predicate,
+  PubSub,
+  Queue,
+  RcRef,
+  Result,
+  Schedule,
+  Stream
+} from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
 import * as GroupCommit from "./internal/GroupCommit.ts"
@@ -190,14 +204,16 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const channel = options.channel ?? "chronicle_events"
   const pollInterval = options.pollInterval ?? "500 millis"
   const commits = options.groupCommit === false ? undefined : yield* GroupCommit.make(sql)
-  const statements = new Map<string, string>()
-  const statementFor = (shape: AppendShape) => {
-    const key = `${shape.expected}/${shape.single}/${shape.inTransaction}`
-    const known = statements.get(key)
-    if (known !== undefined) return known
-    const statement = appendStatement(shape)
-    statements.set(key, statement)
-    return statement
+  // Every append statement, built once, indexed by expectation and then by `single + 2 * inTransaction`.
+  const shapes = (expected: ExpectedVersion.ExpectedVersion["_tag"]) =>
+    [false, true].flatMap((inTransaction) =>
+      [false, true].map((single) => appendStatement({ expected, single, inTransaction }))
+    )
+  const statements: Record<ExpectedVersion.ExpectedVersion["_tag"], ReadonlyArray<string>> = {
+    Exact: shapes("Exact"),
+    NoStream: shapes("NoStream"),
+    Any: shapes("Any"),
+    StreamExists: shapes("StreamExists")
   }
 
   const storeError = (operation: string, stream?: string) => (cause: SqlError.SqlError) =>
@@ -278,70 +294,81 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     LEFT JOIN chronicle_events ON global_position >= tx.base AND global_position < tx.base + ${transactionSlots}
     GROUP BY tx.base`.pipe(Effect.map(([row]) => Number(row?.used ?? 0n)))
 
-  const append = (
+  /** An append's own statement: the statement of its shape with its parameters. */
+  const insertStatement = (
     stream: string,
-    events: ReadonlyArray<Envelope.EventData>,
-    expected: ExpectedVersion.ExpectedVersion
-  ): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> =>
+    category: string,
+    prepared: ReadonlyArray<EventStore.PreparedEvent>,
+    expected: ExpectedVersion.ExpectedVersion,
+    inTransaction: boolean
+  ) => {
+    const version = expected._tag === "Exact" ? expected.version : 0
+    const statement = statements[expected._tag][(prepared.length === 1 ? 1 : 0) + (inTransaction ? 2 : 0)]!
+    if (prepared.length === 1) {
+      const { event, dataJson, metadataJson } = prepared[0]!
+      return sql.unsafe<GroupCommit.Row>(statement, [
+        stream,
+        category,
+        version,
+        event.eventId,
+        event.type,
+        event.schemaVersion,
+        dataJson,
+        metadataJson
+      ])
+    }
+    return sql.unsafe<GroupCommit.Row>(statement, [
+      stream,
+      category,
+      version,
+      prepared.map(({ event }) => event.eventId),
+      prepared.map(({ event }) => event.type),
+      prepared.map(({ event }) => event.schemaVersion),
+      prepared.map(({ dataJson }) => dataJson),
+      prepared.map(({ metadataJson }) => metadataJson),
+      ...(inTransaction ? [prepared.length] : [])
+    ])
+  }
+
+  const nothing: ReadonlyArray<GroupCommit.Row> = []
+  /** An attempt's rows, or none when the unique indexes or the last version refused it: the caller resolves why. */
+  const rowsOrNothing = (attempt: Effect.Effect<ReadonlyArray<GroupCommit.Row>, SqlError.SqlError>) =>
+    Effect.catchIf(
+      attempt,
+      (error) => error.reason._tag === "UniqueViolation" || pastLastVersion(error),
+      () => Effect.succeed(nothing)
+    )
+
+  /** The result of an attempt that wrote `rows` (at least one), after waking subscribers. */
+  const written = (stream: string, rows: ReadonlyArray<GroupCommit.Row>, inTransaction: boolean) => {
+    const last = rows.at(-1)!
+    const result: EventStore.AppendResult = {
+      stream,
+      version: last.version,
+      position: last.global_position,
+      written: rows.length
+    }
+    // In a caller's transaction, subscribers can only see the events once it commits.
+    return Effect.as(inTransaction ? sql.afterCommit(wake) : wake, result)
+  }
+
+  /**
+   * After an attempt that wrote nothing: a repeat, a wrong expectation, or a concurrent writer that took the version
+   * first. Retries wait for the stream's append lock first, so they stop competing with each other for the version.
+   */
+  const resolveOrRetry = (
+    stream: string,
+    prepared: ReadonlyArray<EventStore.PreparedEvent>,
+    expected: ExpectedVersion.ExpectedVersion,
+    inTransaction: boolean,
+    insert: Effect.Effect<ReadonlyArray<GroupCommit.Row>, SqlError.SqlError>
+  ) =>
     Effect.gen(function* () {
-      const checked = yield* Effect.fromResult(EventStore.prepareAppend(stream, events, expected))
-      const prepared = checked.events
-      // Inside a caller's transaction a unique violation would abort it, and the queries that classify the failure
-      // with it: there the insert runs under a savepoint (a nested withTransaction), which the violation rolls back.
-      const inTransaction = Option.isSome(yield* Effect.serviceOption(sql.transactionService))
-      const single = prepared.length === 1
-      const column = <A>(f: (event: EventStore.PreparedEvent) => A) => (single ? f(prepared[0]!) : prepared.map(f))
-      const category = StreamName.category(stream)
-      // The append's own statement, built when it runs: an append that shares a batch never needs it.
-      const insert = Effect.suspend(() =>
-        sql.unsafe<{ global_position: bigint; version: number }>(
-          statementFor({ expected: checked.expected._tag, single, inTransaction }),
-          [
-            stream,
-            category,
-            checked.expected._tag === "Exact" ? checked.expected.version : 0,
-            column(({ event }) => event.eventId),
-            column(({ event }) => event.type),
-            column(({ event }) => event.schemaVersion),
-            column(({ dataJson }) => dataJson),
-            column(({ metadataJson }) => metadataJson),
-            ...(inTransaction && !single ? [prepared.length] : [])
-          ]
-        )
+      const lockedInsert = sql.withTransaction(
+        Effect.andThen(sql`SELECT pg_advisory_xact_lock(${appendLockClass}, hashtext(${stream}))`, insert)
       )
-      // Retries wait for the stream's append lock first, so they stop competing with each other for the version.
-      // Built only when a retry happens: most appends never need it.
-      const lockedInsert = Effect.suspend(() =>
-        sql.withTransaction(
-          Effect.andThen(sql`SELECT pg_advisory_xact_lock(${appendLockClass}, hashtext(${stream}))`, insert)
-        )
-      )
-      const exact = checked.expected
-      const grouped =
-        commits !== undefined && !inTransaction && (exact._tag === "Exact" || exact._tag === "NoStream")
-          ? commits.submit({
-              stream,
-              category,
-              expected: exact._tag === "Exact" ? exact.version : 0,
-              events: prepared,
-              alone: insert
-            })
-          : undefined
-      for (let attempt = 1; attempt <= attempts; attempt++) {
-        // The first attempt of an exact-version append outside a transaction may share a round trip (GroupCommit).
-        const first = grouped ?? (inTransaction ? sql.withTransaction(insert) : insert)
-        const rows = yield* (attempt > 1 ? lockedInsert : first).pipe(
-          Effect.catchReason("SqlError", "UniqueViolation", () => Effect.succeed([])),
-          Effect.catchIf(pastLastVersion, () => Effect.succeed([]))
-        )
-        const last = rows.at(-1)
-        if (last !== undefined) {
-          // In a caller's transaction, subscribers can only see the events once it commits.
-          yield* inTransaction ? sql.afterCommit(wake) : wake
-          return { stream, version: last.version, position: last.global_position, written: rows.length }
-        }
-        // Nothing was written: a repeat, a wrong expectation, or a concurrent writer that took the version first.
-        const outcome = yield* resolveFailure(stream, prepared, checked.expected)
+      for (let attempt = 2; ; attempt++) {
+        const outcome = yield* resolveFailure(stream, prepared, expected)
         if (Option.isSome(outcome)) return outcome.value
         if (inTransaction && (yield* eventsInTransaction) + prepared.length > transactionSlots) {
           return yield* new EventStore.InvalidAppend({
@@ -349,8 +376,47 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
             reason: { _tag: "TransactionFull", limit: transactionSlots }
           })
         }
+        if (attempt > attempts) break
+        const rows = yield* rowsOrNothing(lockedInsert)
+        if (rows.length > 0) return yield* written(stream, rows, inTransaction)
       }
       return yield* new EventStore.AppendContention({ stream, attempts })
+    })
+
+  // The common path (valid input, the first attempt writes) is a short chain without a generator: it runs once per
+  // append, so its allocations are the client's cost per append.
+  const append = (
+    stream: string,
+    events: ReadonlyArray<Envelope.EventData>,
+    expected: ExpectedVersion.ExpectedVersion
+  ): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> =>
+    Effect.withFiber<EventStore.AppendResult, EventStore.AppendError | SqlError.SqlError>((fiber) => {
+      const checked = EventStore.prepareAppend(stream, events, expected)
+      if (Result.isFailure(checked)) return Effect.fail(checked.failure)
+      const { events: prepared, expected: valid } = checked.success
+      // Inside a caller's transaction a unique violation would abort it, and the queries that classify the failure
+      // with it: there the insert runs under a savepoint (a nested withTransaction), which the violation rolls back.
+      const inTransaction = Context.getOrUndefined(fiber.context, sql.transactionService) !== undefined
+      const category = StreamName.category(stream)
+      const insert = insertStatement(stream, category, prepared, valid, inTransaction)
+      // An exact-version append outside a transaction may share a round trip (GroupCommit).
+      const first =
+        commits !== undefined && !inTransaction && (valid._tag === "Exact" || valid._tag === "NoStream")
+          ? commits.submit({
+              stream,
+              category,
+              expected: valid._tag === "Exact" ? valid.version : 0,
+              events: prepared,
+              alone: insert
+            })
+          : inTransaction
+            ? sql.withTransaction(insert)
+            : insert
+      return Effect.flatMap(rowsOrNothing(first), (rows) =>
+        rows.length > 0
+          ? written(stream, rows, inTransaction)
+          : resolveOrRetry(stream, prepared, valid, inTransaction, insert)
+      )
     }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(storeError("append", stream)(error))))
 
   const readStreamStatement = (backward: boolean) =>

@@ -22,7 +22,7 @@
  * one append in its own transaction do, so the global-order argument of `PgEventStore` holds unchanged.
  */
 import type { EventStore } from "@chronicle/core"
-import { Deferred, Effect, Exit, Queue, type Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, Scope } from "effect"
 import { type SqlClient, SqlError } from "effect/sql"
 
 /** What an append statement returns for each event written. */
@@ -108,68 +108,107 @@ const closedError = new SqlError.SqlError({
 /** The most events one batch carries; an append larger than this still goes, alone. */
 export const maxEvents = 4_096
 
-/** Starts the batching fiber in the caller's scope. */
-export const make = (sql: SqlClient.SqlClient): Effect.Effect<GroupCommit, never, Scope.Scope> =>
+/** How the appends share round trips; every field has a default. */
+export interface Options {
+  /** How many round trips (lone appends or batches) may be in flight at once, each on its own connection; 1 unless set. */
+  readonly inFlight?: number
+}
+
+/** Starts group commit; round trips still in flight are interrupted when the caller's scope closes. */
+export const make = (sql: SqlClient.SqlClient, options: Options = {}): Effect.Effect<GroupCommit, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const queue = yield* Queue.unbounded<Pending>()
-    // Appends left for the next round: a second append to a stream already in a batch, or past `maxEvents`.
-    let carried: Array<Pending> = []
-    // Every append submitted and not yet answered, wherever it is: the queue, `carried` or the round in flight.
+    const limit = Math.max(1, options.inFlight ?? 1)
+    // Round trips run on fibers of their own, with the context the store was made in, in a scope that closes after
+    // `close` below (finalizers run in reverse): callers are answered without waiting for a round trip to give way.
+    const context = yield* Effect.context<never>()
+    const rounds = yield* Scope.fork(yield* Scope.Scope)
+    const start = Effect.runForkWith(context)
+    // Appends not yet sent, oldest first, and every append submitted and not yet answered, wherever it is.
+    let waiting: Array<Pending> = []
     const unanswered = new Set<Pending>()
+    // The streams of the appends in flight: a second append to one of them waits for the next round.
+    const streams = new Set<string>()
+    let inFlight = 0
     let closed = false
-    const close = Effect.sync(() => {
-      closed = true
-      for (const { done } of unanswered) Deferred.doneUnsafe(done, Exit.fail(closedError))
-    })
 
-    const runAlone = (pending: Pending) =>
-      Effect.flatMap(Effect.exit(pending.append.alone), (exit) => Deferred.done(pending.done, exit))
-
-    const runBatch = (batch: ReadonlyArray<Pending>) =>
-      Effect.gen(function* () {
-        const exit = yield* Effect.exit(
-          sql.unsafe<Row & { stream_id: string }>(batchStatement, batchParams(batch.map(({ append }) => append)))
-        )
-        const written = new Map<string, Array<Row>>()
-        if (Exit.isSuccess(exit)) {
-          for (const row of exit.value) {
-            const rows = written.get(row.stream_id) ?? []
-            rows.push(row)
-            written.set(row.stream_id, rows)
-          }
-        }
-        // A batch that failed as a whole wrote nothing: every append in it resolves and retries on its own.
-        for (const { append, done } of batch) {
-          const rows = (written.get(append.stream) ?? []).sort((x, y) => x.version - y.version)
-          yield* Deferred.succeed(done, rows)
-        }
-      })
-
-    const round = Effect.gen(function* () {
-      const arrived = carried.length > 0 ? yield* Queue.clear(queue) : yield* Queue.takeAll(queue)
-      const waiting = [...carried, ...arrived]
-      carried = []
+    /** Takes the next round's appends from `waiting`: at most one per stream, up to `maxEvents` events. */
+    const take = (): Array<Pending> => {
       const batch: Array<Pending> = []
-      const streams = new Set<string>()
+      const rest: Array<Pending> = []
       let events = 0
       for (const pending of waiting) {
-        const size = pending.append.events.length
-        const fits = batch.length === 0 || (!streams.has(pending.append.stream) && events + size <= maxEvents)
-        if (fits) {
+        const { stream, events: own } = pending.append
+        if (!streams.has(stream) && (batch.length === 0 || events + own.length <= maxEvents)) {
           batch.push(pending)
-          streams.add(pending.append.stream)
-          events += size
+          streams.add(stream)
+          events += own.length
         } else {
-          carried.push(pending)
+          rest.push(pending)
         }
       }
-      yield* batch.length === 1 ? runAlone(batch[0]!) : runBatch(batch)
-    })
+      waiting = rest
+      return batch
+    }
 
-    yield* Effect.forkScoped(Effect.ensuring(Effect.forever(round), close))
-    // Added after the fork, so it runs before the fiber is interrupted: callers are answered without waiting for the
-    // round trip in flight to give way.
-    yield* Effect.addFinalizer(() => close)
+    /** Sends what waits, while a round trip may start. */
+    const next = (): void => {
+      while (!closed && inFlight < limit && waiting.length > 0) {
+        const batch = take()
+        if (batch.length === 0) return
+        inFlight++
+        Fiber.runIn(start(round(batch)), rounds)
+      }
+    }
+
+    /** Ends a round trip. The next round goes before its callers are answered: one that appends again at once finds the store as idle as it is. */
+    const finished = (batch: ReadonlyArray<Pending>) => {
+      inFlight--
+      for (const { append } of batch) streams.delete(append.stream)
+      next()
+    }
+
+    /** One round trip: a lone append's own statement, or one statement for a batch. */
+    const round = (batch: ReadonlyArray<Pending>): Effect.Effect<void> => {
+      if (batch.length === 1) {
+        const { append, done } = batch[0]!
+        return Effect.flatMap(Effect.exit(append.alone), (exit) =>
+          Effect.sync(() => {
+            finished(batch)
+            Deferred.doneUnsafe(done, exit)
+          })
+        )
+      }
+      const statement = sql.unsafe<Row & { readonly stream_id: string }>(
+        batchStatement,
+        batchParams(batch.map(({ append }) => append))
+      )
+      return Effect.flatMap(Effect.exit(statement), (exit) =>
+        Effect.sync(() => {
+          finished(batch)
+          const written = new Map<string, Array<Row>>()
+          if (Exit.isSuccess(exit)) {
+            for (const row of exit.value) {
+              const rows = written.get(row.stream_id)
+              if (rows === undefined) written.set(row.stream_id, [row])
+              else rows.push(row)
+            }
+          }
+          // A batch that failed as a whole wrote nothing: every append in it resolves and retries on its own.
+          for (const { append, done } of batch) {
+            const rows = (written.get(append.stream) ?? []).sort((x, y) => x.version - y.version)
+            Deferred.doneUnsafe(done, Exit.succeed(rows))
+          }
+        })
+      )
+    }
+
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+        waiting = []
+        for (const { done } of unanswered) Deferred.doneUnsafe(done, Exit.fail(closedError))
+      })
+    )
 
     return {
       submit: (append) =>
@@ -177,7 +216,8 @@ export const make = (sql: SqlClient.SqlClient): Effect.Effect<GroupCommit, never
           if (closed) return Effect.fail(closedError)
           const pending: Pending = { append, done: Deferred.makeUnsafe() }
           unanswered.add(pending)
-          Queue.offerUnsafe(queue, pending)
+          waiting.push(pending)
+          next()
           return Effect.ensuring(
             Deferred.await(pending.done),
             Effect.sync(() => unanswered.delete(pending))
