@@ -62,7 +62,7 @@ export interface Options {
    * Whether appends with an exact expected version that arrive while another is in flight share its next round trip
    * and commit (see the module doc); `true` unless set.
    */
-  readonly groupCommit?: boolean
+  readonly groupCommit?: boolean | { readonly inFlight?: number }
   /**
    * How often the store samples the read horizon (`horizonNow`, which sets the gauge `chronicle_horizon_age_seconds`)
    * while at least one subscription is open; 5 seconds unless set.
@@ -203,7 +203,10 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const sql = yield* PgClient.PgClient
   const channel = options.channel ?? "chronicle_events"
   const pollInterval = options.pollInterval ?? "500 millis"
-  const commits = options.groupCommit === false ? undefined : yield* GroupCommit.make(sql)
+  const commits =
+    options.groupCommit === false
+      ? undefined
+      : yield* GroupCommit.make(sql, options.groupCommit === true ? {} : (options.groupCommit ?? {}))
   // Every append statement, built once, indexed by expectation and then by `single + 2 * inTransaction`.
   const shapes = (expected: ExpectedVersion.ExpectedVersion["_tag"]) =>
     [false, true].flatMap((inTransaction) =>

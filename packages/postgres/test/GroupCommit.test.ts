@@ -9,8 +9,9 @@ import { EventId, EventStore, ExpectedVersion } from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
 import { PgTest } from "@chronicle/testing"
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Schedule, Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Result, Schedule, Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
+import * as GroupCommit from "../src/internal/GroupCommit.ts"
 
 const StoreLive = PgEventStore.layer().pipe(
   Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer, { maxConnections: 24 }))
@@ -188,6 +189,78 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
         assert.isAbove(shared?.n ?? 0, 0)
       }),
     { timeout: 60_000 }
+  )
+
+  /** An append of `count` new events to `stream` (a new stream), whose lone statement is `alone`. */
+  const submission = (
+    stream: string,
+    alone: Effect.Effect<ReadonlyArray<GroupCommit.Row>>,
+    count = 1
+  ): GroupCommit.Append => {
+    const prepared = EventStore.prepareAppend(
+      stream,
+      Array.from({ length: count }, (_, k) => event({ k })),
+      ExpectedVersion.noStream
+    )
+    if (Result.isFailure(prepared)) throw new Error(`bad test append: ${prepared.failure.message}`)
+    return { stream, category: stream.split("-")[0]!, expected: 0, events: prepared.success.events, alone }
+  }
+  const notAlone = Effect.die("this append was to share a round trip, not go alone")
+
+  it.effect("an append that finds nothing in flight starts its own statement at once, on no other fiber", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const commits = yield* GroupCommit.make(sql)
+      let started = false
+      const alone = Effect.sync((): ReadonlyArray<GroupCommit.Row> => {
+        started = true
+        return []
+      })
+      const fiber = yield* Effect.forkChild(
+        commits.submit(submission(`lone${crypto.randomUUID().slice(0, 8)}-1`, alone)),
+        {
+          startImmediately: true
+        }
+      )
+      // Nothing has yielded since the fork: the statement started in the submitting call itself.
+      assert.isTrue(started)
+      assert.deepStrictEqual(yield* Fiber.join(fiber), [])
+    })
+  )
+
+  it.effect(
+    "appends that arrive while one is in flight wait, and the next round carries them all in one statement",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const store = yield* EventStore.EventStore
+        const commits = yield* GroupCommit.make(sql)
+        const run = `next${crypto.randomUUID().slice(0, 8)}`
+        // The first append is in flight until the gate opens.
+        const gate = yield* Deferred.make<void>()
+        const first = yield* Effect.forkChild(
+          commits.submit(submission(`${run}-first`, Effect.as(Deferred.await(gate), []))),
+          { startImmediately: true }
+        )
+        const streams = Array.from({ length: 5 }, (_, i) => `${run}-${i}`)
+        const waiting = yield* Effect.forEach(streams, (stream, i) =>
+          Effect.forkChild(commits.submit(submission(stream, notAlone, i + 1)), { startImmediately: true })
+        )
+        // While the first is in flight nothing else is sent.
+        for (const stream of streams) assert.strictEqual(yield* store.streamVersion(stream), 0)
+        yield* Deferred.succeed(gate, undefined)
+        assert.deepStrictEqual(yield* Fiber.join(first), [])
+        const answers = yield* Effect.forEach(waiting, Fiber.join)
+        // Each caller gets exactly its own rows, and all of them were written by one transaction.
+        assert.deepStrictEqual(
+          answers.map((rows) => rows.map(({ version }) => version)),
+          streams.map((_, i) => Array.from({ length: i + 1 }, (_, k) => k + 1))
+        )
+        const transactions = new Set(
+          answers.flatMap((rows) => rows.map(({ global_position }) => global_position >> 20n))
+        )
+        assert.strictEqual(transactions.size, 1)
+      })
   )
 
   it.effect(

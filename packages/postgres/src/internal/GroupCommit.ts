@@ -55,7 +55,8 @@ interface Pending {
 
 /**
  * The batch statement. Parameters: per append $1 stream, $2 category, $3 expected version; per event $4 its append's
- * index (1-based), $5 its ordinal in that append, $6 id, $7 type, $8 schema version, $9 data, $10 metadata.
+ * index (1-based), $5 its ordinal in that append, $6 id, $7 type, $8 schema version, $9 data, $10 metadata. `ok` is
+ * materialized so that the stream checks run once per append, not once per event.
  */
 const batchStatement = `WITH a AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::int4[]) WITH ORDINALITY AS a(stream, category, expected, n)
@@ -64,7 +65,7 @@ const batchStatement = `WITH a AS (
       WITH ORDINALITY AS e(n, ord, id, type, schema_version, data, metadata, pos)
   ), repeated AS (
     SELECT DISTINCT e.n FROM e JOIN chronicle_events c ON c.event_id = e.id
-  ), ok AS (
+  ), ok AS MATERIALIZED (
     SELECT a.n, a.stream, a.category, a.expected FROM a
     WHERE (a.expected = 0 OR EXISTS (SELECT 1 FROM chronicle_events c WHERE c.stream_id = a.stream AND c.version = a.expected))
       AND NOT EXISTS (SELECT 1 FROM chronicle_events c WHERE c.stream_id = a.stream AND c.version = a.expected + 1)
