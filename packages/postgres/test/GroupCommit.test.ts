@@ -264,6 +264,59 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
   )
 
   it.effect(
+    "with two round trips in flight, a batch goes beside a lone append, and a stream in flight waits its turn",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const store = yield* EventStore.EventStore
+        const commits = yield* GroupCommit.make(sql, { inFlight: 2 })
+        const run = `two${crypto.randomUUID().slice(0, 8)}`
+        const submit = (append: GroupCommit.Append) =>
+          Effect.forkChild(commits.submit(append), { startImmediately: true })
+        // Two lone appends in flight until their gates open: both started at once.
+        const gates = [yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+        let started = 0
+        const held = (gate: Deferred.Deferred<void>) =>
+          Effect.andThen(
+            Effect.sync(() => started++),
+            Effect.as(Deferred.await(gate), [])
+          )
+        const first = yield* submit(submission(`${run}-a`, held(gates[0]!)))
+        const second = yield* submit(submission(`${run}-b`, held(gates[1]!)))
+        assert.strictEqual(started, 2)
+        // Three more wait: two new streams, and the stream of the second append, still in flight.
+        const marker: ReadonlyArray<GroupCommit.Row> = [{ global_position: -1n, version: 99 }]
+        const batched = yield* Effect.forEach([`${run}-c`, `${run}-d`], (stream) =>
+          submit(submission(stream, notAlone, 2))
+        )
+        const sameStream = yield* submit(submission(`${run}-b`, Effect.succeed(marker)))
+        // The first round trip ends: the next round carries the two new streams while the second is still in flight.
+        yield* Deferred.succeed(gates[0]!, undefined)
+        assert.deepStrictEqual(yield* Fiber.join(first), [])
+        const answers = yield* Effect.forEach(batched, Fiber.join)
+        assert.deepStrictEqual(
+          answers.map((rows) => rows.map(({ version }) => version)),
+          [
+            [1, 2],
+            [1, 2]
+          ]
+        )
+        const positions = answers.flat().map(({ global_position }) => global_position)
+        assert.deepStrictEqual(
+          positions,
+          [...positions].sort((x, y) => (x < y ? -1 : 1))
+        )
+        assert.strictEqual(new Set(positions.map((position) => position >> 20n)).size, 1)
+        assert.strictEqual(yield* store.streamVersion(`${run}-b`), 0)
+        assert.isUndefined(sameStream.pollUnsafe())
+        // Only when its stream's round trip ends does the waiting append go (alone, as it is the only one left).
+        yield* Deferred.succeed(gates[1]!, undefined)
+        assert.deepStrictEqual(yield* Fiber.join(second), [])
+        assert.deepStrictEqual(yield* Fiber.join(sameStream), marker)
+      })
+  )
+
+  it.effect(
     "appends waiting when the store's scope closes fail at once with a typed error",
     () =>
       Effect.gen(function* () {
