@@ -640,28 +640,30 @@ const percentiles = (latencies: Array<number>) => {
 const groupCommit: Bench.Section = {
   name: "eventstore.groupcommit",
   title:
-    "Group commit: appends of 1 event with it on beside off, and off beside the raw INSERT; latency and batch sizes",
+    "Group commit: appends with it on beside off, off beside the raw INSERT, two round trips in flight beside one; latency and batch sizes",
   run: ({ databaseUrl, quick }) =>
     Effect.gen(function* () {
       const { reps, seconds } = sizes(quick)
       const { sql, store: on } = yield* setup
       const off = yield* PgEventStore.make({ groupCommit: false })
+      const two = yield* PgEventStore.make({ groupCommit: { inFlight: 2 } })
       const rawOne = rawInsertOne(sql)
-      const appendWith = (store: EventStore.Service, category: string, latencies: Array<number>) =>
+      const appendWith = (store: EventStore.Service, category: string, latencies: Array<number>, count = 1) =>
         Effect.suspend(() => {
           const start = performance.now()
-          return Effect.map(store.append(newStream(category), events(1), ExpectedVersion.noStream), () => {
+          return Effect.map(store.append(newStream(category), events(count), ExpectedVersion.noStream), () => {
             latencies.push(performance.now() - start)
-            return 1
+            return count
           })
         })
       yield* Bench.throughput(32, seconds / 2, () => appendWith(off, "warm", []))
       yield* Bench.throughput(32, seconds / 2, () => appendWith(on, "warm", []))
+      yield* Bench.throughput(32, seconds / 2, () => appendWith(two, "warm", []))
       yield* Bench.throughput(32, seconds / 2, () => rawOne)
       const rows: Array<Bench.Row> = []
       for (const concurrency of [1, 8, 32]) {
         // Latencies of every timed append on and off, taken interleaved, so a neighbour's load hits both alike.
-        const [latencyOn, latencyOff]: [Array<number>, Array<number>] = [[], []]
+        const [latencyOn, latencyOff, latencyTwo]: [Array<number>, Array<number>, Array<number>] = [[], [], []]
         const category = `on${concurrency}`
         const result = yield* Bench.interleaveBaselines({
           label: `group commit on vs off, concurrency ${concurrency}`,
@@ -670,7 +672,8 @@ const groupCommit: Bench.Section = {
           ours: Bench.throughput(concurrency, seconds, () => appendWith(on, category, latencyOn)),
           baselines: {
             off: Bench.throughput(concurrency, seconds, () => appendWith(off, "off", latencyOff)),
-            raw: Bench.throughput(concurrency, seconds, () => rawOne)
+            raw: Bench.throughput(concurrency, seconds, () => rawOne),
+            two: Bench.throughput(concurrency, seconds, () => appendWith(two, "two", latencyTwo))
           }
         })
         // The batch sizes group commit formed: events per transaction, from the positions' transaction ids.
@@ -693,9 +696,49 @@ const groupCommit: Bench.Section = {
             ours: result.baselines.off.raw,
             raw: result.baselines.raw.raw,
             baseline: `INSERT 1 row, concurrency ${concurrency}, @effect/sql-pg`
+          }),
+          Bench.row({
+            figure: `append 1 event to a new stream, group commit with 2 round trips in flight, concurrency ${concurrency}`,
+            measure: Bench.eventsPerSecond,
+            ours: result.baselines.two.raw,
+            raw: result.ours,
+            baseline: "the same with 1 in flight (the default)",
+            note: `p50/p99 latency ${percentiles(latencyTwo)}`
           })
         )
       }
+      // Ten events per call at concurrency 8, where one round trip at a time keeps the server on one backend.
+      const rawTen = rawInsert(10)
+      const [latencyOne, latencyTwo]: [Array<number>, Array<number>] = [[], []]
+      const ten = yield* Bench.interleaveBaselines({
+        label: "10 events per call, 2 in flight vs 1, concurrency 8",
+        measure: Bench.eventsPerSecond,
+        reps,
+        ours: Bench.throughput(8, seconds, () => appendWith(two, "two", latencyTwo, 10)),
+        baselines: {
+          one: Bench.throughput(8, seconds, () => appendWith(on, "one", latencyOne, 10)),
+          raw: Bench.throughput(8, seconds, () =>
+            Effect.suspend(() => Effect.as(sql.unsafe(rawTen, rawParams(newStream("raw"), 10)), 10))
+          )
+        }
+      })
+      rows.push(
+        Bench.row({
+          figure: "append 10 events per call, group commit with 2 round trips in flight, concurrency 8",
+          measure: Bench.eventsPerSecond,
+          ours: ten.ours,
+          ...ten.baselines.one,
+          baseline: "the same with 1 in flight (the default)",
+          note: `p50/p99 latency 2 in flight ${percentiles(latencyTwo)}, 1 in flight ${percentiles(latencyOne)}`
+        }),
+        Bench.row({
+          figure: "append 10 events per call, group commit with 2 round trips in flight, concurrency 8",
+          measure: Bench.eventsPerSecond,
+          ours: ten.ours,
+          ...ten.baselines.raw,
+          baseline: "INSERT 10 rows per statement, concurrency 8, @effect/sql-pg"
+        })
+      )
       return rows
     }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
 }

@@ -1,9 +1,10 @@
 /**
  * The Postgres event store over `@effect/sql-pg`. One statement per append (the expected-version check, the
  * version numbers and the insert happen server-side in a single round trip), a stream read in one streamed statement,
- * the log read page by page, and a global order that never skips an event committed late. Appends with an exact expected version that arrive while another is in
- * flight share the next round trip and commit (group commit, `internal/GroupCommit`; `groupCommit: false` turns it
- * off); appends inside a caller's transaction never do.
+ * the log read page by page, and a global order that never skips an event committed late. An exact-version append
+ * that finds the store idle goes at once; those that arrive while another is in flight share the next round trip and
+ * commit (group commit, `internal/GroupCommit`; `groupCommit: false` turns it off); appends inside a caller's
+ * transaction never do.
  *
  * **Global order.** Each event's position is `(the writing transaction's id << 20) + ordinal`. Transaction ids
  * (`xid8`) only grow, but transactions commit in any order, so a reader stops below the oldest transaction still
@@ -59,8 +60,9 @@ export interface Options {
   /** The LISTEN/NOTIFY channel that wakes subscribers in other processes; `"chronicle_events"` unless set. */
   readonly channel?: string
   /**
-   * Whether appends with an exact expected version that arrive while another is in flight share its next round trip
-   * and commit (see the module doc); `true` unless set.
+   * Whether appends with an exact expected version that arrive while another is in flight share the next round trip
+   * and commit (see the module doc); on unless `false`. `inFlight` is how many round trips (lone appends or batches)
+   * may be in flight at once, each on its own connection; 1 unless set.
    */
   readonly groupCommit?: boolean | { readonly inFlight?: number }
   /**

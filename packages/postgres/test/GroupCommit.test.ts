@@ -2,8 +2,12 @@
  * Group commit (internal/GroupCommit through PgEventStore): many concurrent appends that mix good ones, conflicts,
  * repeats, ids taken by another append of the same batch and values the server refuses share round trips, and each
  * caller gets exactly its own result; the database holds exactly the good appends, and some transactions did carry
- * several appends. Appends still waiting for an answer when the store's scope closes (one in flight, held by a lock,
- * others queued behind it) fail at once with a typed error, and so does any append after it closed.
+ * several appends. Rounds (internal/GroupCommit directly, with lone statements the tests control): an append that finds
+ * nothing in flight starts its statement in the submitting call; those that arrive meanwhile, and a caller that
+ * appends again as soon as it is answered, go together in the next round; with two round trips in flight a batch goes
+ * beside a lone append and a stream in flight waits its turn. Appends still waiting for an answer when the store's
+ * scope closes (one in flight, held by a lock, others queued behind it) fail at once with a typed error, and so does
+ * any append after it closed.
  */
 import { EventId, EventStore, ExpectedVersion } from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
@@ -261,6 +265,33 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
         )
         assert.strictEqual(transactions.size, 1)
       })
+  )
+
+  it.effect("a caller that appends again as soon as it is answered goes in the next round with those waiting", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const commits = yield* GroupCommit.make(sql)
+      const run = `again${crypto.randomUUID().slice(0, 8)}`
+      const gate = yield* Deferred.make<void>()
+      // The first caller's append is in flight until the gate opens; then it appends again at once.
+      const caller = yield* Effect.forkChild(
+        Effect.andThen(
+          commits.submit(submission(`${run}-a`, Effect.as(Deferred.await(gate), []))),
+          commits.submit(submission(`${run}-again`, notAlone))
+        ),
+        { startImmediately: true }
+      )
+      const others = yield* Effect.forEach([`${run}-b`, `${run}-c`], (stream) =>
+        Effect.forkChild(commits.submit(submission(stream, notAlone)), { startImmediately: true })
+      )
+      yield* Deferred.succeed(gate, undefined)
+      const rows = [yield* Fiber.join(caller), ...(yield* Effect.forEach(others, Fiber.join))]
+      assert.deepStrictEqual(
+        rows.map((written) => written.length),
+        [1, 1, 1]
+      )
+      assert.strictEqual(new Set(rows.flat().map(({ global_position }) => global_position >> 20n)).size, 1)
+    })
   )
 
   it.effect(

@@ -1,9 +1,12 @@
 /**
  * Group commit by natural batching, for appends with an exact expected version (`exact(n)` or `noStream`) outside a
- * caller's transaction. One round trip is in flight at a time: an append that finds the store idle goes at once,
- * with its own statement, so a lone append costs what it always did; appends that arrive while a round trip is in
- * flight wait, and the next round trip carries all of them (at most one per stream, up to `maxEvents` events) in one
- * INSERT, so one transaction, one commit and one fsync serve them all. No timer holds anything back.
+ * caller's transaction. At most `inFlight` round trips are in flight at a time, each on its own connection. An append
+ * that finds a round trip free and nothing waiting starts its own statement at once, on a fiber started in the
+ * submitting call itself (no queue, no turn of a batching fiber, no timer), so a lone append costs about what it
+ * would without group commit. Appends that arrive while no round trip is free wait; whichever round trip ends first
+ * starts the next round, which carries all that wait (at most one per stream, none to a stream already in flight, up
+ * to `maxEvents` events) in one INSERT, so one transaction, one commit and one fsync serve them all. It starts right
+ * after the callers of the round that ended are answered, so those that append again at once go in it too.
  *
  * Each append in a batch keeps its own expectation and its own all-or-nothing: the statement writes an append's
  * events only if its stream is exactly at the expected version and none of its event ids is stored, so a conflict
@@ -13,10 +16,10 @@
  * the insert, or one append holds a value the server refuses), every caller in it gets no rows and retries alone,
  * so one bad append fails only itself.
  *
- * Closing: when the scope the store was made in closes, every append not yet answered (queued, carried to the next
- * round, or in the round trip in flight) fails at once with a `ConnectionError` saying the store closed, and so does
- * every append submitted afterwards. One in flight may or may not have committed: like any failure during commit,
- * retrying it with the same event ids on an open store is safe.
+ * Closing: when the scope the store was made in closes, every append not yet answered (waiting, or in a round trip in
+ * flight, alone or batched) fails at once with a `ConnectionError` saying the store closed, and so does every append
+ * submitted afterwards; the round trips in flight are then interrupted. One in flight may or may not have committed:
+ * like any failure during commit, retrying it with the same event ids on an open store is safe.
  *
  * Positions: every event of a batch gets `(transaction id << 20) + its index in the batch`, exactly as the events of
  * one append in its own transaction do, so the global-order argument of `PgEventStore` holds unchanged.
@@ -161,7 +164,10 @@ export const make = (sql: SqlClient.SqlClient, options: Options = {}): Effect.Ef
       }
     }
 
-    /** Ends a round trip. The next round goes before its callers are answered: one that appends again at once finds the store as idle as it is. */
+    /**
+     * Ends a round trip, after its callers are answered: those that append again at once (they resume in the answer)
+     * wait beside the others, and the next round carries them all.
+     */
     const finished = (batch: ReadonlyArray<Pending>) => {
       inFlight--
       for (const { append } of batch) streams.delete(append.stream)
@@ -174,8 +180,8 @@ export const make = (sql: SqlClient.SqlClient, options: Options = {}): Effect.Ef
         const { append, done } = batch[0]!
         return Effect.flatMap(Effect.exit(append.alone), (exit) =>
           Effect.sync(() => {
-            finished(batch)
             Deferred.doneUnsafe(done, exit)
+            finished(batch)
           })
         )
       }
@@ -185,7 +191,6 @@ export const make = (sql: SqlClient.SqlClient, options: Options = {}): Effect.Ef
       )
       return Effect.flatMap(Effect.exit(statement), (exit) =>
         Effect.sync(() => {
-          finished(batch)
           const written = new Map<string, Array<Row>>()
           if (Exit.isSuccess(exit)) {
             for (const row of exit.value) {
@@ -199,6 +204,7 @@ export const make = (sql: SqlClient.SqlClient, options: Options = {}): Effect.Ef
             const rows = (written.get(append.stream) ?? []).sort((x, y) => x.version - y.version)
             Deferred.doneUnsafe(done, Exit.succeed(rows))
           }
+          finished(batch)
         })
       )
     }
