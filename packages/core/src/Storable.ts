@@ -45,72 +45,69 @@ const describeType = (value: unknown): string => {
  */
 export const encodeJson = (value: unknown, root: string): Result.Result<string, JsonProblem> => {
   const ancestors = new Set<object>()
-  let at = root
-  const visit = (value: unknown, path: string, depth: number): JsonProblem | undefined => {
-    at = path
+  // The keys and indexes from the root to the value being read: the path is built from them only for a problem.
+  const trail: Array<string | number> = []
+  const pathHere = () => {
+    let path = root
+    for (const step of trail) path = typeof step === "number" ? `${path}[${step}]` : member(path, step)
+    return path
+  }
+  const problem = (kind: JsonProblem["kind"], detail: string): JsonProblem => ({ path: pathHere(), kind, detail })
+  const visit = (value: unknown, depth: number): JsonProblem | undefined => {
     switch (typeof value) {
       case "string": {
-        const problem = textProblem(value)
-        return problem === undefined ? undefined : { path, kind: "UnrepresentableText", detail: problem }
+        const text = textProblem(value)
+        return text === undefined ? undefined : problem("UnrepresentableText", text)
       }
       case "number":
-        return Number.isFinite(value) ? undefined : { path, kind: "NotJson", detail: `${value} is not a JSON number` }
+        return Number.isFinite(value) ? undefined : problem("NotJson", `${value} is not a JSON number`)
       case "boolean":
         return undefined
       case "object": {
         if (value === null) return undefined
-        if (ancestors.has(value)) return { path, kind: "NotJson", detail: "circular: it contains itself" }
-        if (depth >= maxJsonDepth) {
-          return { path, kind: "NotJson", detail: `nested deeper than ${maxJsonDepth} levels` }
-        }
+        if (ancestors.has(value)) return problem("NotJson", "circular: it contains itself")
+        if (depth >= maxJsonDepth) return problem("NotJson", `nested deeper than ${maxJsonDepth} levels`)
         const isArray = Array.isArray(value)
         if (!isArray) {
           const prototype = Object.getPrototypeOf(value)
           if (prototype !== Object.prototype && prototype !== null) {
-            return { path, kind: "NotJson", detail: `${describeType(value)} is not a plain object or array` }
+            return problem("NotJson", `${describeType(value)} is not a plain object or array`)
           }
         }
         ancestors.add(value)
         if (isArray) {
           for (let index = 0; index < value.length; index++) {
+            trail.push(index)
             const item: unknown = value[index]
-            const itemPath = `${path}[${index}]`
-            const problem =
-              item === undefined
-                ? { path: itemPath, kind: "NotJson" as const, detail: "undefined (or a hole) is not JSON" }
-                : visit(item, itemPath, depth + 1)
-            if (problem !== undefined) return problem
+            const found =
+              item === undefined ? problem("NotJson", "undefined (or a hole) is not JSON") : visit(item, depth + 1)
+            if (found !== undefined) return found
+            trail.pop()
           }
         } else {
           for (const key of Object.keys(value)) {
+            trail.push(key)
             const keyProblem = textProblem(key)
-            if (keyProblem !== undefined) {
-              return { path: member(path, key), kind: "UnrepresentableText", detail: `the key ${keyProblem}` }
-            }
-            const itemPath = member(path, key)
-            at = itemPath
+            if (keyProblem !== undefined) return problem("UnrepresentableText", `the key ${keyProblem}`)
             const item: unknown = (value as Record<string, unknown>)[key]
-            if (item === undefined) continue
-            const problem = visit(item, itemPath, depth + 1)
-            if (problem !== undefined) return problem
+            const found = item === undefined ? undefined : visit(item, depth + 1)
+            if (found !== undefined) return found
+            trail.pop()
           }
         }
         ancestors.delete(value)
         return undefined
       }
       default:
-        return { path, kind: "NotJson", detail: `${describeType(value)} is not JSON` }
+        return problem("NotJson", `${describeType(value)} is not JSON`)
     }
   }
   // A getter or a proxy may throw while it is read: that is a value no store can hold, not a crash.
   try {
-    const problem =
-      value === undefined
-        ? { path: root, kind: "NotJson" as const, detail: "undefined is not JSON" }
-        : visit(value, root, 0)
-    return problem === undefined ? Result.succeed(JSON.stringify(value)) : Result.fail(problem)
+    const found = value === undefined ? problem("NotJson", "undefined is not JSON") : visit(value, 0)
+    return found === undefined ? Result.succeed(JSON.stringify(value)) : Result.fail(found)
   } catch (error) {
     const reason = error instanceof Error ? error.message : "a thrown value"
-    return Result.fail({ path: at, kind: "NotJson", detail: `reading it threw: ${reason}` })
+    return Result.fail({ path: pathHere(), kind: "NotJson", detail: `reading it threw: ${reason}` })
   }
 }

@@ -1,6 +1,7 @@
 import { Storable } from "@chronicle/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
+import fc from "fast-check"
 
 const problemOf = (value: unknown) => {
   const encoded = Storable.encodeJson(value, "data")
@@ -13,6 +14,13 @@ describe("Storable", () => {
     assert.deepStrictEqual(Storable.encodeJson(value, "data"), Result.succeed(JSON.stringify(value)))
   })
 
+  it("encodes every JSON value of Unicode text exactly as JSON.stringify does (property)", () =>
+    fc.assert(
+      fc.property(fc.jsonValue({ stringUnit: "grapheme" }), (value) => {
+        assert.deepStrictEqual(Storable.encodeJson(value, "data"), Result.succeed(JSON.stringify(value)))
+      })
+    ))
+
   it("names the path and the problem of the first value that is not storable JSON", () => {
     const circular: Record<string, unknown> = {}
     circular["again"] = { circular }
@@ -22,6 +30,10 @@ describe("Storable", () => {
       [[1, undefined], { path: "data[1]", kind: "NotJson", detail: "undefined (or a hole) is not JSON" }],
       [{ at: new Date(0) }, { path: "data.at", kind: "NotJson", detail: "a Date is not a plain object or array" }],
       [circular, { path: "data.again.circular", kind: "NotJson", detail: "circular: it contains itself" }],
+      [
+        { ok: [1, { fine: "yes" }], list: [{}, { "x-y": [true, Symbol.for("s")] }] },
+        { path: 'data.list[1]["x-y"][1]', kind: "NotJson", detail: "a symbol is not JSON" }
+      ],
       [{ s: "a\u0000b" }, { path: "data.s", kind: "UnrepresentableText", detail: "contains a NUL character" }],
       [
         { "\ud800": 1 },

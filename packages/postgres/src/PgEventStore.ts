@@ -403,7 +403,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       // with it: there the insert runs under a savepoint (a nested withTransaction), which the violation rolls back.
       const inTransaction = Context.getOrUndefined(fiber.context, sql.transactionService) !== undefined
       const category = StreamName.category(stream)
-      const insert = insertStatement(stream, category, prepared, valid, inTransaction)
+      // The append's own statement, built when it runs: an append that shares a batch never needs it.
+      const insert = Effect.suspend(() => insertStatement(stream, category, prepared, valid, inTransaction))
       // An exact-version append outside a transaction may share a round trip (GroupCommit).
       const first =
         commits !== undefined && !inTransaction && (valid._tag === "Exact" || valid._tag === "NoStream")
