@@ -220,8 +220,17 @@ export interface Service {
   readonly readAll: (options?: ReadAllOptions) => Stream.Stream<RecordedEvent, EventStoreError>
   /** Reads the global log like `readAll`, then keeps following it: events appended later arrive as they commit. */
   readonly subscribe: (options?: ReadAllOptions) => Stream.Stream<RecordedEvent, EventStoreError>
-  /** The position of the last event readers can see now; 0n for an empty log. */
+  /**
+   * The position of the last event readers can see now; 0n for an empty log. Reading or subscribing `after` it never
+   * skips an event that commits later.
+   */
   readonly head: Effect.Effect<bigint, EventStoreError>
+  /**
+   * The position of the last committed event; 0n for an empty log. At least `head`: on a store whose readers wait
+   * behind a transaction still open (Postgres's horizon), events committed after that transaction began lie between
+   * the two until it ends. Wait for it to know that everything committed before now has been read.
+   */
+  readonly lastCommitted: Effect.Effect<bigint, EventStoreError>
   /**
    * Where the event stored under `eventId` is, in whichever stream holds it: one index lookup. None when no stream
    * holds it (or `eventId` is not a UUID). The command handler uses it to recognise a re-sent command.
@@ -527,6 +536,7 @@ export const makeMemory: Effect.Effect<Service> = Effect.gen(function* () {
         pollInterval: "1 second"
       }),
     head: Effect.sync(() => BigInt(log.length)),
+    lastCommitted: Effect.sync(() => BigInt(log.length)),
     locateEvent: (eventId) =>
       Effect.sync(() => {
         const found = isEventId(eventId) ? byId.get(eventId.toLowerCase()) : undefined

@@ -108,7 +108,10 @@ export const eventStore = (store: EventStore.Service, options: Options = {}): Ev
       }),
     // A subscription never ends, so a span around it would never be exported: its pages are spans instead.
     subscribe: store.subscribe,
-    head: Effect.withSpan(store.head, "EventStore.head", { attributes: dbAttributes(options, "head") })
+    head: Effect.withSpan(store.head, "EventStore.head", { attributes: dbAttributes(options, "head") }),
+    lastCommitted: Effect.withSpan(store.lastCommitted, "EventStore.lastCommitted", {
+      attributes: dbAttributes(options, "lastCommitted")
+    })
   }
 }
 

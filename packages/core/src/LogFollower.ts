@@ -220,7 +220,7 @@ export interface Handle {
   /** Waits until the follower stops; it stops only with `ProjectionFailed`. */
   readonly await: Effect.Effect<never, ProjectionFailed>
   /**
-   * Waits until this instance has handled everything it reads up to the head of the log as of the call; fails if
+   * Waits until this instance has handled everything it reads that was committed before the call; fails if
    * the follower stops first. While another instance holds the lease it waits for this one's turn.
    */
   readonly awaitCaughtUp: Effect.Effect<void, ProjectionFailed | EventStoreError>
@@ -572,8 +572,10 @@ export const start = <A, E, R>(
       Effect.forkScoped
     )
 
+    // Up to the last committed event, not the readable head: an event committed before the call may lie above the
+    // horizon while an older transaction (another follower's batch, say) is still open, and must be waited for.
     const awaitCaughtUp = Effect.gen(function* () {
-      const head = yield* store.head
+      const head = yield* store.lastCommitted
       const reached = (at: bigint | undefined) =>
         at === undefined
           ? Effect.succeed(false)

@@ -508,6 +508,12 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     Effect.mapError(storeError("head"))
   )
 
+  // Every committed row is visible to a new statement's snapshot, whatever the horizon.
+  const lastCommitted = sql<{ p: bigint | null }>`SELECT max(global_position) AS p FROM chronicle_events`.pipe(
+    Effect.map(([row]) => row?.p ?? 0n),
+    Effect.mapError(storeError("lastCommitted"))
+  )
+
   // A subscription outlives database restarts: failed reads are retried with capped backoff, unless the server's
   // answer shows waiting cannot help (a missing table, a refused permission), which ends it.
   const resilient =
@@ -554,6 +560,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         )
       ),
     head,
+    lastCommitted,
     locateEvent
   }
 

@@ -136,6 +136,32 @@ layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
     })
   )
 
+  it.effect("lastCommitted includes an event committed behind an older open transaction; head does not", () =>
+    Effect.gen(function* () {
+      const store = yield* EventStore.EventStore
+      const sql = yield* SqlClient.SqlClient
+      const opened = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      // An older writing transaction, held open: readers wait behind it.
+      const holder = yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            yield* store.append(streamOf("older"), [event()], ExpectedVersion.noStream)
+            yield* Deferred.succeed(opened, undefined)
+            yield* Deferred.await(release)
+          })
+        )
+        .pipe(Effect.forkChild)
+      yield* Deferred.await(opened)
+      const later = yield* store.append(streamOf("later"), [event()], ExpectedVersion.noStream)
+      assert.isBelow(yield* store.head, later.position)
+      assert.isAtLeast(yield* store.lastCommitted, later.position)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      assert.isAtLeast(yield* store.head, later.position)
+    })
+  )
+
   it.effect("while something subscribes, the store samples the horizon's age into its gauge", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient

@@ -712,6 +712,8 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
           const written = yield* append(newStream(category), newEvents(3), ExpectedVersion.noStream)
           const head = yield* EventStore.EventStore.use((store) => store.head)
           assert.isTrue(head >= written.position, `head ${head} is behind the append at ${written.position}`)
+          const committed = yield* EventStore.EventStore.use((store) => store.lastCommitted)
+          assert.isTrue(committed >= head, `lastCommitted ${committed} is behind head ${head}`)
           assert.deepStrictEqual(yield* readAll({ categories: [category], after: head }), [])
         })
       )
