@@ -202,10 +202,8 @@ export const makeCipher = (
         })
       })
 
-    // The subject whose key opens an event: named by its sealed values, or by its subject field in the old format.
+    // The subject whose key opens an event in the old format (fields sealed one by one), named by its subject field.
     const subjectToOpen = (event: RecordedEvent): string | undefined => {
-      const sealed = PersonalData.sealedValuesOf(event.data)
-      if (sealed !== undefined) return sealed.subject
       if (!PersonalData.hasSealedFields(event.data)) return undefined
       const declaration = declarationOf(event)
       return declaration && PersonalData.subjectOf(declaration, event.data)
@@ -222,8 +220,9 @@ export const makeCipher = (
     const decrypt: Cipher["decrypt"] = (events) =>
       Effect.gen(function* () {
         const subjects = new Set<string>()
-        const toOpen = Arr.map(events, (event) => {
-          const subject = subjectToOpen(event)
+        const openings = Arr.map(events, (event) => PersonalData.openingOf(event.data, event.eventId))
+        const toOpen = Arr.map(events, (event, index) => {
+          const subject = openings[index]?.subject ?? subjectToOpen(event)
           if (subject !== undefined) subjects.add(subject)
           return subject
         })
@@ -231,19 +230,28 @@ export const makeCipher = (
         // A subject no key store holds (text with a NUL or a lone surrogate) has no key: its event cannot be opened.
         const storable = [...subjects].filter((subject) => Storable.textProblem(subject) === undefined)
         const found = yield* keys.find(storable).pipe(Effect.mapError(keyError("find")))
+        // The values of every event sealed once per event, opened as one batch.
+        const batch: Array<KeyStore.ToOpen> = []
+        const inBatch = Arr.map(openings, (opening) => {
+          const key = opening && found.get(opening.subject)
+          if (opening === undefined || key === undefined) return undefined
+          batch.push({ key, sealed: opening.sealed, context: opening.context })
+          return batch.length - 1
+        })
+        const plaintexts = yield* KeyStore.openAll(batch)
         let failure: EventStoreError | undefined
         let failures = 0
         const opened = Arr.map(events, (event, index) => {
           const subject = toOpen[index]
           if (subject === undefined) return event
-          const key = found.get(subject)
+          const at = inBatch[index]
           const problem = Storable.textProblem(subject)
           const data =
             problem !== undefined
               ? Result.fail(`its subject ${JSON.stringify(subject)} ${problem}, which no key store holds`)
-              : PersonalData.sealedValuesOf(event.data) !== undefined
-                ? PersonalData.open(event.data, event.eventId, key)
-                : openFields(event, subject, key)
+              : openings[index] !== undefined
+                ? PersonalData.withValues(event.data, at === undefined ? undefined : plaintexts[at])
+                : openFields(event, subject, found.get(subject))
           if (Result.isSuccess(data)) return { ...event, data: data.success, [storedForm]: asStored(event) }
           const { stream, version, position, type, schemaVersion } = event
           const cause = new EventDecodeError({ stream, version, position, type, schemaVersion, reason: data.failure })
@@ -262,7 +270,9 @@ export const makeCipher = (
 /** Decorates `store`: personal values are sealed on append and opened (or redacted) on every read. */
 export const make = (store: Service, options: Options): Effect.Effect<Service, UnsupportedMark, KeyStore.KeyStore> =>
   Effect.map(makeCipher(registryOf(options), options.freeOfPersonalData), (cipher) => {
-    const decrypted = <E>(stream: Stream.Stream<RecordedEvent, E>) => Stream.mapArrayEffect(stream, cipher.decrypt)
+    // One page is read ahead, so the store fetches the next page while this one is opened.
+    const decrypted = <E>(stream: Stream.Stream<RecordedEvent, E>) =>
+      Stream.mapArrayEffect(Stream.bufferArray(stream, { capacity: 1 }), cipher.decrypt)
     return {
       ...store,
       append: (stream, events, expected) =>

@@ -2,7 +2,8 @@
  * Key stores: one data key per subject (a customer, a patient...) for crypto-shredding. Personal values of a
  * subject's events are sealed with its key; `forget` deletes the key, after which those values can never be read
  * again. A forgotten subject stays forgotten: no new key is made for it. The AES-256-GCM `seal` and `open` used for
- * personal values (and by key stores that wrap keys under a master key) live here too.
+ * personal values (and by key stores that wrap keys under a master key) live here too, with `openAll`, which opens a
+ * page's worth of values at once and shares a big batch with a worker thread.
  *
  * **The contract** (what an adapter for a KMS or Vault must keep; `KeyStoreConformance` in @chronicle/testing checks
  * it): a data key is 32 random bytes, made at most once per subject. `keysFor` returns each subject's key, making the
@@ -18,6 +19,7 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto"
 import { Context, Effect, Layer, Result, Schema } from "effect"
 import { describeCause } from "./internal/describeCause.ts"
+import * as OpenWorker from "./internal/OpenWorker.ts"
 import { textProblem } from "./Storable.ts"
 
 /** A 256-bit AES key. */
@@ -89,7 +91,6 @@ export class KeyStore extends Context.Service<KeyStore, Service>()("@chronicle/c
 export const generateKey = (): DataKey => randomBytes(32)
 
 const ivBytes = 12
-const tagBytes = 16
 
 // Node imports a raw key on every cipher it makes (most of the cost of a small seal); a key object is imported once.
 const imported = new WeakMap<DataKey, KeyObject>()
@@ -110,21 +111,74 @@ export const seal = (key: DataKey, plaintext: string, context: string): string =
 }
 
 /** Decrypts what `seal` made with the same key and context; fails with a reason if it was altered or misdirected. */
-export const open = (key: DataKey, sealed: string, context: string): Result.Result<string, string> => {
-  const bytes = Buffer.from(sealed, "base64")
-  if (bytes.length < ivBytes + tagBytes) return Result.fail("sealed value is too short")
-  const decipher = createDecipheriv("aes-256-gcm", keyObject(key), bytes.subarray(0, ivBytes))
-    .setAAD(Buffer.from(context))
-    .setAuthTag(bytes.subarray(bytes.length - tagBytes))
-  return Result.try({
-    try: () => {
-      const plaintext = decipher.update(bytes.subarray(ivBytes, bytes.length - tagBytes))
-      decipher.final() // authenticates; GCM has no bytes left to give
-      return plaintext.toString("utf8")
-    },
-    catch: () => "authentication failed: wrong key, or the sealed value was altered"
-  })
+export const open = (key: DataKey, sealed: string, context: string): Result.Result<string, string> =>
+  opened(OpenWorker.openSealed(createDecipheriv, keyObject(key), sealed, context))
+
+const opened = (plaintext: string | null | undefined): Result.Result<string, string> =>
+  typeof plaintext === "string"
+    ? Result.succeed(plaintext)
+    : Result.fail("authentication failed: wrong key, or the sealed value was altered")
+
+/** One value for `openAll`: the key, what `seal` made with it, and the context it was sealed for. */
+export interface ToOpen {
+  readonly key: DataKey
+  readonly sealed: string
+  readonly context: string
 }
+
+/** The smallest batch `openAll` shares with a worker thread; smaller ones are opened on the calling thread. */
+export const sharedFrom = 256
+
+/**
+ * Opens many sealed values, each as `open` does. A batch of `sharedFrom` values or more is shared with a worker
+ * thread, which opens chunks of it while this thread opens the others, so a page of events opens in about half the
+ * time on an idle machine with two cores or more (and no slower on a busy one: the thread with time does more).
+ */
+export const openAll = (values: ReadonlyArray<ToOpen>): Effect.Effect<ReadonlyArray<Result.Result<string, string>>> =>
+  values.length < sharedFrom
+    ? Effect.sync(() => values.map(({ key, sealed, context }) => open(key, sealed, context)))
+    : Effect.callback((resume) => {
+        const objects = new Map<DataKey, number>()
+        const keys: Array<KeyObject> = []
+        const keyIndex = values.map(({ key }) => {
+          const known = objects.get(key)
+          if (known !== undefined) return known
+          objects.set(key, keys.length)
+          keys.push(keyObject(key))
+          return keys.length - 1
+        })
+        const results = new Array<Result.Result<string, string> | undefined>(values.length)
+        const openHere = (index: number) => {
+          const value = values[index]!
+          results[index] = open(value.key, value.sealed, value.context)
+        }
+        const counter = new Int32Array(new SharedArrayBuffer(4))
+        const finish = (reply: OpenWorker.Opened | undefined) => {
+          for (const [chunk, start] of (reply?.starts ?? []).entries()) {
+            for (const [offset, plaintext] of reply!.opened[chunk]!.entries())
+              results[start + offset] = opened(plaintext)
+          }
+          // Chunks the worker took and could not finish (it failed) are opened here.
+          for (let index = 0; index < values.length; index++) if (results[index] === undefined) openHere(index)
+          resume(Effect.succeed(results as ReadonlyArray<Result.Result<string, string>>))
+        }
+        const batch = {
+          keys,
+          keyIndex,
+          sealed: values.map((value) => value.sealed),
+          contexts: values.map((value) => value.context)
+        }
+        const cancel = OpenWorker.share(batch, counter, finish)
+        for (
+          let start = Atomics.add(counter, 0, OpenWorker.chunk);
+          start < values.length;
+          start = Atomics.add(counter, 0, OpenWorker.chunk)
+        ) {
+          for (let index = start; index < Math.min(values.length, start + OpenWorker.chunk); index++) openHere(index)
+        }
+        if (cancel === undefined) return finish(undefined)
+        return Effect.sync(cancel)
+      })
 
 /**
  * Deletes a subject's key through the `KeyStore` in context, and nothing else: apps call `CryptoShredding.forget`,

@@ -326,6 +326,41 @@ const fill = (value: Schema.Json, values: ReadonlyArray<Schema.Json> | undefined
   return copy
 }
 
+/** What opening sealed data takes: the subject whose key opens it, and the sealed text with its context. */
+export interface Opening {
+  readonly subject: string
+  readonly sealed: string
+  readonly context: string
+}
+
+/** What opening `data`, sealed by `seal` with `context`, takes; `undefined` when it holds no sealed values. */
+export const openingOf = (data: Schema.Json, context: string): Opening | undefined => {
+  const sealedValues = sealedValuesOf(data)
+  return sealedValues === undefined
+    ? undefined
+    : {
+        subject: sealedValues.subject,
+        sealed: sealedValues.sealed,
+        context: additionalData(sealedValues.subject, context)
+      }
+}
+
+/**
+ * Sealed `data` with its values put in place: `plaintext` is what its sealed values opened to, `undefined` puts every
+ * value's redaction marker in its place (the subject was forgotten). Fails with a reason when the values did not open.
+ */
+export const withValues = (
+  data: Schema.Json,
+  plaintext: Result.Result<string, string> | undefined
+): Result.Result<Schema.Json, string> => {
+  if (plaintext === undefined) return Result.succeed(fill(data, undefined, sealedKey))
+  if (Result.isFailure(plaintext)) return Result.fail(`personal values: ${plaintext.failure}`)
+  const values = JSON.parse(plaintext.success)
+  return Array.isArray(values)
+    ? Result.succeed(fill(data, values, sealedKey))
+    : Result.fail("personal values: not an array")
+}
+
 /**
  * Opens data that `seal` sealed with the subject's key and the same `context`, or puts every value's redaction marker
  * in its place when `key` is undefined (the subject was forgotten). Fails with a reason when the sealed values do not
@@ -336,15 +371,9 @@ export const open = (
   context: string,
   key: KeyStore.DataKey | undefined
 ): Result.Result<Schema.Json, string> => {
-  const sealedValues = sealedValuesOf(data)
-  if (sealedValues === undefined) return Result.succeed(data)
-  if (key === undefined) return Result.succeed(fill(data, undefined, sealedKey))
-  const plaintext = KeyStore.open(key, sealedValues.sealed, additionalData(sealedValues.subject, context))
-  if (Result.isFailure(plaintext)) return Result.fail(`personal values: ${plaintext.failure}`)
-  const values = JSON.parse(plaintext.success)
-  return Array.isArray(values)
-    ? Result.succeed(fill(data, values, sealedKey))
-    : Result.fail("personal values: not an array")
+  const opening = openingOf(data, context)
+  if (opening === undefined) return Result.succeed(data)
+  return withValues(data, key === undefined ? undefined : KeyStore.open(key, opening.sealed, opening.context))
 }
 
 /** A top-level field sealed on its own, the format before `seal` sealed all of an event's values at once. */
