@@ -7,10 +7,12 @@
  * shared counter, so the thread with time to spare does more: on a busy machine the reading thread may do it all.
  * The worker holds the keys of a batch only while it opens it, and never keeps the process alive when idle.
  *
- * **Gotcha:** `openSealed` runs in the worker from its source text, so it may use only its parameters and globals.
+ * **Gotcha:** `openSealed` runs in the worker from its source text, so it may use only its parameters and globals. A
+ * tool that rewrites function bodies (Istanbul-style coverage) breaks the worker; the reading thread then opens all.
  */
 import type { createDecipheriv as CreateDecipheriv, KeyObject } from "node:crypto"
 import { Worker } from "node:worker_threads"
+import { Result } from "effect"
 
 /**
  * Opens what `KeyStore.seal` sealed under `key` for `context`, or `undefined` when it does not authenticate (altered,
@@ -97,7 +99,13 @@ const settle = (id: number, reply: Reply | undefined) => {
 
 const started = (): Worker | undefined => {
   if (worker !== undefined || unavailable) return worker
-  const made = new Worker(source, { eval: true })
+  // Where threads cannot start (a sandbox, a resource limit), everything is opened on the reading thread.
+  const starting = Result.try(() => new Worker(source, { eval: true }))
+  if (Result.isFailure(starting)) {
+    unavailable = true
+    return undefined
+  }
+  const made = starting.success
   made.unref()
   made.on("message", (reply: Reply) => settle(reply.id, reply))
   // A worker that fails is not started again: its batches and every later one are opened on the reading thread.
