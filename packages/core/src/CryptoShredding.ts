@@ -12,6 +12,7 @@
  *
  * **Gotchas:** personal string values shorter than `minLeakLength` are not searched for elsewhere (they would match
  * by chance). Values written before a value was marked personal stay in the clear: forgetting cannot erase them.
+ * `readAll` and `subscribe` read one page ahead of their consumer (the next page loads while one is opened).
  */
 import { Array as Arr, Effect, Layer, Metric, Option, Result, Schema, Stream } from "effect"
 import type * as Aggregate from "./Aggregate.ts"
@@ -270,16 +271,18 @@ export const makeCipher = (
 /** Decorates `store`: personal values are sealed on append and opened (or redacted) on every read. */
 export const make = (store: Service, options: Options): Effect.Effect<Service, UnsupportedMark, KeyStore.KeyStore> =>
   Effect.map(makeCipher(registryOf(options), options.freeOfPersonalData), (cipher) => {
-    // One page is read ahead, so the store fetches the next page while this one is opened.
-    const decrypted = <E>(stream: Stream.Stream<RecordedEvent, E>) =>
-      Stream.mapArrayEffect(Stream.bufferArray(stream, { capacity: 1 }), cipher.decrypt)
+    const decrypted = <E>(stream: Stream.Stream<RecordedEvent, E>) => Stream.mapArrayEffect(stream, cipher.decrypt)
+    // Log readers read on, so the store fetches the next page while one is opened; a stream is often read a page at
+    // a time (a browser's timeline), where reading ahead would fetch pages nobody asked for.
+    const readAhead = <E>(stream: Stream.Stream<RecordedEvent, E>) =>
+      decrypted(Stream.bufferArray(stream, { capacity: 1 }))
     return {
       ...store,
       append: (stream, events, expected) =>
         Effect.flatMap(cipher.encrypt(stream, events, "fail"), (sealed) => store.append(stream, sealed, expected)),
       readStream: (stream, options) => decrypted(store.readStream(stream, options)),
-      readAll: (options) => decrypted(store.readAll(options)),
-      subscribe: (options) => decrypted(store.subscribe(options))
+      readAll: (options) => readAhead(store.readAll(options)),
+      subscribe: (options) => readAhead(store.subscribe(options))
     }
   })
 
