@@ -21,6 +21,10 @@ export class EventDecodeError extends Schema.TaggedError<EventDecodeError>()("Ev
   schemaVersion: Schema.Int,
   reason: Schema.String
 }) {
+  /** A stored event that cannot be decoded stays so: reading it again cannot help. */
+  get retryable(): false {
+    return false
+  }
   override get message() {
     return `cannot decode ${this.type} v${this.schemaVersion} at ${this.stream}@${this.version} (position ${this.position}): ${this.reason}`
   }

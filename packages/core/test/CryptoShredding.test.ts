@@ -119,6 +119,7 @@ describe("CryptoShredding", () => {
       )
       assert.strictEqual(error.operation, "decrypt")
       assert.include(error.message, "authentication failed")
+      assert.isFalse(error.retryMayHelp, "a tampered value stays tampered")
       assert.strictEqual((yield* Metric.value(Metrics.decryptionFailures)).count, 1)
       yield* CryptoShredding.forget("c-3") // a forgotten subject reads redacted: no failure counted
       yield* Stream.runCollect(sealed.readAll())

@@ -24,11 +24,12 @@ const permanentClasses = new Set(["0A", "22", "23", "28", "3D", "3F", "42"])
 
 /**
  * Whether retrying the failed operation may succeed: not when a server's SQLSTATE in the chain of causes is of a
- * permanent class, or a cause says it is not retryable; otherwise yes (a connection lost, a server shutting down or
+ * permanent class, or a cause says it is not retryable (`retryable: false`, as `EventDecodeError`); otherwise yes (a connection lost, a server shutting down or
  * starting, a deadlock, a timeout, no code at all). Never throws.
  */
 export const retryMayHelp = (cause: unknown): boolean => {
   for (let current = cause, depth = 0; typeof current === "object" && current !== null && depth < 5; depth++) {
+    if ("retryable" in current && current.retryable === false) return false
     if ("code" in current && typeof current.code === "string" && /^[0-9A-Z]{5}$/.test(current.code)) {
       return !permanentClasses.has(current.code.slice(0, 2))
     }
