@@ -133,7 +133,7 @@ layer(PgTest.layerMigrated(PgMigrations.layer, { maxConnections: 2 }), { exclude
             names.map(Partition.bucketOf)
           )
         }),
-      { arbitrary: { numRuns: 50 } }
+      { arbitrary: { runs: 50 } }
     )
   }
 )
