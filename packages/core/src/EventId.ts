@@ -4,9 +4,11 @@
  * keep the store's unique index on event ids cheap to grow: new ids land at its right edge. So `random` makes UUID
  * v7s, and `fromCommand` keeps a command id's time when the command id is a UUID v7 itself.
  *
- * **Upgrading**: in @chronicle/core 0.1, `fromCommand` gave name-based ids (`fromCommandNameBased`) for every command id, UUID
- * v7s too. A command applied by an older version and sent again after the upgrade derives other ids, so
- * `CommandHandler` looks for either id of its first event before it decides (see `derivedBefore`).
+ * **Upgrading**: in @chronicle/core 0.1, `fromCommand` gave name-based ids (`fromCommandNameBased`) for every
+ * command id, UUID v7s too. A command applied by 0.1 and sent again after the upgrade derives other ids, which the
+ * store would not see as a repeat, so `CommandHandler` (and the cluster's `AggregateEntity`, which handles through it)
+ * looks for either id of its first event before it decides (`derivedBefore`). Code that derives ids with
+ * `fromCommand` and appends them itself must do the same to stay idempotent across the upgrade.
  */
 import { createHash } from "node:crypto"
 

@@ -2,7 +2,8 @@
  * Chronicle's Postgres schema, shipped as migrations in code. `run` applies the pending ones in id order inside one
  * transaction under a table lock, so several app instances may call it at once; re-running it is a no-op. Each
  * package feature adds its tables as a new numbered entry; never edit an entry that has shipped. It creates
- * tables only: rewriting stored events to their current version is `PgEventUpgrade`.
+ * tables only: rewriting stored events to their current version is `PgEventUpgrade`. `partitionIndex`, run after
+ * the migrations, adds the opt-in index that apps reading partitions need.
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Schedule } from "effect"
@@ -128,7 +129,7 @@ const keyRotation = statements(
  * Partitions (see `Partition` in core and PgEventStore): each event's stream hash, stored as a generated column, and
  * an index on its bucket (the hash's low 4 bits) and position, so a partition's read scans only its own buckets; and
  * an owner epoch per checkpoint, which `claim` bumps and a fenced `advance` compares (see PgCheckpointStore). Adding
- * the generated column rewrites the events table once.
+ * the generated column rewrites the events table once. `8_partition_index_opt_in` drops the column and its index.
  */
 const partitions = statements(
   `ALTER TABLE chronicle_events ADD COLUMN stream_hash integer
