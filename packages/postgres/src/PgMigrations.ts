@@ -144,7 +144,8 @@ const partitions = statements(
  * pays for a stored hash or a fifth index unless the app reads partitions (see `partitionIndex`). Dropping the stored
  * column of `7_partitions` only marks it dropped in the catalog: the table is not rewritten. A database whose
  * checkpoints show partitioned followers (`name#index/count`) keeps its partition index, rebuilt on the function,
- * so an upgrade never slows a partitioned app; that build holds appends back while it runs.
+ * so an upgrade never slows a partitioned app; appends and reads wait for that build (the table stays locked until
+ * the migrations commit).
  */
 const partitionIndexOptIn = statements(
   `DROP INDEX chronicle_events_stream_bucket`,
