@@ -150,6 +150,7 @@ const catchup: Bench.Section = {
   run: ({ databaseUrl, quick }) =>
     Effect.gen(function* () {
       yield* PgMigrations.run
+      yield* PgMigrations.partitionIndex
       // The cluster's tables, created once up front so that the runners can start together.
       yield* Effect.scoped(
         Layer.build(
@@ -201,6 +202,7 @@ const partitionRead: Bench.Section = {
   run: ({ databaseUrl, quick }) =>
     Effect.gen(function* () {
       yield* PgMigrations.run
+      yield* PgMigrations.partitionIndex
       const store = yield* EventStore.EventStore
       const count = quick ? 20_000 : 100_000
       yield* Effect.forEach(

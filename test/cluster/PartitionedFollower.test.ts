@@ -36,7 +36,11 @@ const Live = Layer.mergeAll(
   PgDeadLetters.layer,
   Lease.layerMemory
 ).pipe(
-  Layer.provideMerge(Layer.effectDiscard(PartitionModel.create).pipe(Layer.provideMerge(PgMigrations.layer))),
+  Layer.provideMerge(
+    Layer.effectDiscard(Effect.andThen(PgMigrations.partitionIndex, PartitionModel.create)).pipe(
+      Layer.provideMerge(PgMigrations.layer)
+    )
+  ),
   Layer.orDie,
   Layer.provideMerge(Database)
 )

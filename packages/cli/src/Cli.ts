@@ -122,8 +122,14 @@ const migrationIds = Object.keys(PgMigrations.migrations).map((key) => {
 
 const migrate = Command.make(
   "migrate",
-  { dryRun: Flag.Boolean("dry-run").pipe(Flag.withDescription("List what would run"), Flag.withDefault(false)) },
-  ({ dryRun }) =>
+  {
+    dryRun: Flag.Boolean("dry-run").pipe(Flag.withDescription("List what would run"), Flag.withDefault(false)),
+    partitionIndex: Flag.Boolean("partition-index").pipe(
+      Flag.withDescription("Then create the partition index if missing, for apps that read partitions"),
+      Flag.withDefault(false)
+    )
+  },
+  ({ dryRun, partitionIndex }) =>
     onDatabase(
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
@@ -148,17 +154,22 @@ const migrate = Command.make(
           )
         }
         const ran = (yield* PgMigrations.run).map(([id, name]) => ({ id, name }))
-        return yield* emit(json, { applied: ran }, () =>
-          ran.length === 0
-            ? "the schema is current: nothing to do"
-            : `applied:\n${ran.map((m) => `  ${m.id}_${m.name}`).join("\n")}`
+        if (partitionIndex) yield* PgMigrations.partitionIndex
+        return yield* emit(json, { applied: ran, ...(partitionIndex ? { partitionIndex: true } : {}) }, () =>
+          [
+            ran.length === 0
+              ? "the schema is current: nothing to do"
+              : `applied:\n${ran.map((m) => `  ${m.id}_${m.name}`).join("\n")}`,
+            ...(partitionIndex ? ["the partition index is in place"] : [])
+          ].join("\n")
         )
       }),
       { tables: false }
     )
 ).pipe(
   withHelp("Create or upgrade Chronicle's tables (safe to run again, and from several instances at once)", [
-    { command: "chronicle migrate --dry-run", description: "List the migrations that would run" }
+    { command: "chronicle migrate --dry-run", description: "List the migrations that would run" },
+    { command: "chronicle migrate --partition-index", description: "Upgrade, then create the partition index" }
   ])
 )
 

@@ -80,6 +80,16 @@ describe("chronicle", () => {
     assert.isAbove(applied.length, 4)
     assert.deepStrictEqual(json(await chronicle(["--json", "migrate"])).applied, [])
     assert.strictEqual((await chronicle(["migrate"])).stdout.trim(), "the schema is current: nothing to do")
+    const partitionIndex = () =>
+      query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_indexes WHERE indexname = 'chronicle_events_stream_bucket'"
+      )
+    assert.deepStrictEqual(await partitionIndex(), [{ n: 0 }])
+    assert.deepStrictEqual(json(await chronicle(["migrate", "--partition-index", "--json"])), {
+      applied: [],
+      partitionIndex: true
+    })
+    assert.deepStrictEqual(await partitionIndex(), [{ n: 1 }])
 
     await seedTally(600)
     await seed("bulk", 2000, 100, "Noted", `jsonb_build_object('i', g, 'text', repeat('x', g % 50))`)

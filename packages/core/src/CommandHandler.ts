@@ -214,12 +214,16 @@ const run = <C, E extends Tagged, S, Err>(
       const unchanged = { stream, events: [], state, version, written: 0, loaded }
       if (options.commandId !== undefined) {
         // A re-sent command: its first event is in the loaded tail or, when loading started from a snapshot, perhaps
-        // behind it, where one lookup by id finds it. Either way the reply is the one without snapshots.
-        const first = EventId.fromCommand(stream, options.commandId, 0)
-        if (loaded.eventIds.has(first)) return unchanged
+        // behind it, where one lookup by id finds it. Either way the reply is the one without snapshots. Its first
+        // event may also carry the id an older version derived (see EventId), looked up beside it.
+        const first = [EventId.fromCommand(stream, options.commandId, 0)]
+        const before = EventId.derivedBefore(stream, options.commandId, 0)
+        if (before !== undefined) first.push(before)
+        if (first.some((id) => loaded.eventIds.has(id))) return unchanged
         if (loaded.snapshotVersion > 0) {
-          const found = yield* (yield* EventStore).locateEvent(first)
-          if (Option.isSome(found) && found.value.stream === stream) return unchanged
+          const store = yield* EventStore
+          const found = yield* Effect.forEach(first, (id) => store.locateEvent(id), { concurrency: "unbounded" })
+          if (found.some((one) => Option.isSome(one) && one.value.stream === stream)) return unchanged
         }
       }
       if (Decider.isTerminal(decider, state)) return yield* new StreamClosed({ stream, version })

@@ -2,10 +2,10 @@
  * Partitions of the global log: a follower may split the log into `count` partitions and read one of them, so that
  * several instances share the work. An event belongs to the partition of its stream, so each stream's order holds
  * within its partition. A stream's place is fixed by its name alone: the first four bytes of the MD5 of its UTF-8
- * name (`streamHash`, which Postgres computes too, as `chronicle_events.stream_hash`), whose low 4 bits pick one of
- * 16 buckets; partition `index` of `count` holds the buckets whose number leaves `index` when divided by `count`. So
- * a count may be 1 to 16, and the partitions are even when it divides 16. (Postgres reads a partition as one index
- * scan per bucket: few buckets keep that cheap to plan.)
+ * name (`streamHash`), whose low 4 bits pick one of 16 buckets (in Postgres, `chronicle_stream_bucket(stream_id)`);
+ * partition `index` of `count` holds the buckets whose number leaves `index` when divided by `count`. So a count may
+ * be 1 to 16, and the partitions are even when it divides 16. (With its opt-in partition index, Postgres reads a
+ * partition as one index scan per bucket: few buckets keep that cheap to plan.)
  *
  * **Gotcha**: a partition is read under its own checkpoint (`checkpoint`), so changing the count of a follower that
  * has already run means starting its partitions afresh (a rebuild under the new count); see docs/cluster.md.

@@ -432,4 +432,47 @@ describe("CommandHandler", () => {
       Effect.provide(Layer.merge(EventStore.layerMemory, SnapshotStore.layerMemory))
     )
   )
+
+  it.effect(
+    "a UUID v7 command applied with the name-based ids of @chronicle/core 0.1 is a repeat when sent again",
+    () =>
+      Effect.gen(function* () {
+        const Snapshotted = Aggregate.make({
+          ...Account,
+          events: Event,
+          state: Schema.Struct({ balance: Schema.Int, closed: Schema.Boolean })
+        })
+        const run = (command: Command, options?: CommandHandler.HandleOptions) =>
+          CommandHandler.handle(Snapshotted, "1", command, options)
+        // What 0.1 stored for two commands with UUID v7 ids: the first event of each under its name-based id.
+        const [inTail, behindSnapshot] = [EventId.random(), EventId.random()]
+        const storedBy01 = (commandId: string, amount: number, version: number) =>
+          EventStore.EventStore.use((store) =>
+            store.append(
+              "account-1",
+              [
+                Result.getOrThrow(
+                  Snapshotted.events.encode(
+                    Deposited.make({ amount }),
+                    EventId.fromCommandNameBased("account-1", commandId, 0),
+                    {}
+                  )
+                )
+              ],
+              ExpectedVersion.exact(version)
+            )
+          )
+        yield* storedBy01(behindSnapshot, 10, 0)
+        // A command after the upgrade saves a snapshot past the first.
+        yield* run(deposit(1), { commandId: EventId.random() })
+        assert.strictEqual((yield* AggregateLoader.load(Snapshotted, "1")).snapshotVersion, 2)
+        yield* storedBy01(inTail, 20, 2)
+        assert.strictEqual((yield* run(deposit(20), { commandId: inTail })).written, 0)
+        assert.strictEqual((yield* run(deposit(10), { commandId: behindSnapshot })).written, 0)
+        assert.strictEqual((yield* AggregateLoader.load(Snapshotted, "1")).state.balance, 31)
+      }).pipe(
+        Effect.provideService(SnapshotPolicy.SnapshotPolicy, SnapshotPolicy.everyEvents(2)),
+        Effect.provide(Layer.merge(EventStore.layerMemory, SnapshotStore.layerMemory))
+      )
+  )
 })

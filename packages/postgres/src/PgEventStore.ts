@@ -52,6 +52,7 @@ import {
 import { SqlClient, type SqlError } from "effect/sql"
 import { type EventRow, selectColumns, toRecorded } from "./internal/EventRow.ts"
 import * as GroupCommit from "./internal/GroupCommit.ts"
+import * as PartitionIndex from "./internal/PartitionIndex.ts"
 
 /** How the store behaves; every field has a default. */
 export interface Options {
@@ -168,33 +169,40 @@ const appendStatement = ({ expected, single, inTransaction }: AppendShape): stri
  * The read-all statement: events after `$1`, below the horizon, in position order, at most `$2`; `$3` the categories
  * and then the types when filtered. A category filter reads each category through its own
  * `(category, global_position)` index scan and merges them, so a page costs its own size, not the category's. A
- * partition reads each of its buckets through the `(stream_hash & 15, global_position)` index, one ordered scan per
- * bucket merged lazily (a Merge Append under the limit), so a page costs its own size plus one probe per bucket;
- * categories and types then filter those rows.
+ * partition with the partition index (`PgMigrations.partitionIndex`) reads each of its buckets through it, one ordered
+ * scan per bucket merged lazily (a Merge Append under the limit), so a page costs its own size plus one probe per
+ * bucket; categories and types then filter those rows. Without the index a partition is a filter on
+ * `chronicle_stream_bucket(stream_id)` over the same reads as the whole log's: exact, but a page scans the log until
+ * it has found its rows.
  */
 const readAllStatement = (filters: {
   readonly categories: boolean
   readonly types: boolean
   readonly buckets?: ReadonlyArray<number>
+  readonly indexed?: boolean
 }): string => {
   const types = filters.types ? `AND type = ANY($${filters.categories ? 4 : 3}::text[])` : ""
   const below = `global_position > $1 AND global_position < (SELECT ${horizon})`
-  if (filters.buckets !== undefined) {
+  if (filters.buckets !== undefined && filters.indexed === true) {
     const categories = filters.categories ? "AND category = ANY($3::text[])" : ""
     const scans = filters.buckets.map(
       (bucket) => `(SELECT ${columns} FROM chronicle_events
-         WHERE (stream_hash & 15) = ${bucket} AND ${below} ${categories} ${types}
+         WHERE chronicle_stream_bucket(stream_id) = ${bucket} AND ${below} ${categories} ${types}
          ORDER BY global_position LIMIT $2)`
     )
     return `SELECT e.* FROM (${scans.join(" UNION ALL ")}) e ORDER BY e.global_position LIMIT $2`
   }
+  const where =
+    filters.buckets === undefined
+      ? `${below} ${types}`
+      : `${below} ${types} AND chronicle_stream_bucket(stream_id) IN (${filters.buckets.join(", ")})`
   return filters.categories
     ? `SELECT e.* FROM unnest($3::text[]) AS c(category), LATERAL (
          SELECT ${columns} FROM chronicle_events
-         WHERE category = c.category AND ${below} ${types}
+         WHERE category = c.category AND ${where}
          ORDER BY global_position LIMIT $2) e
        ORDER BY e.global_position LIMIT $2`
-    : `SELECT ${columns} FROM chronicle_events WHERE ${below} ${types} ORDER BY global_position LIMIT $2`
+    : `SELECT ${columns} FROM chronicle_events WHERE ${where} ORDER BY global_position LIMIT $2`
 }
 
 /** How long the notifier waits after a NOTIFY before sending the next: appends in between share one. */
@@ -466,6 +474,25 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       })
     )
 
+  // Whether the partition index exists and is valid: asked before each partition page until it is seen, then known.
+  let partitionIndexed = false
+  let warnedUnindexed = false
+  const partitionIndex = Effect.suspend(() =>
+    partitionIndexed
+      ? Effect.succeed(true)
+      : sql.unsafe<{ valid: boolean | null }>(PartitionIndex.state).pipe(
+          Effect.map(([row]) => row?.valid === true),
+          Effect.tap((valid) => {
+            partitionIndexed = valid
+            if (valid || warnedUnindexed) return Effect.void
+            warnedUnindexed = true
+            return Effect.logWarning(
+              `reading a partition without the partition index (${PartitionIndex.name}): each page scans the log; create it with PgMigrations.partitionIndex`
+            )
+          })
+        )
+  )
+
   const readPage =
     (readOptions: EventStore.ReadAllOptions): Subscription.ReadPage<EventStore.EventStoreError> =>
     (after, limit) => {
@@ -474,17 +501,23 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         names === undefined ? undefined : [...new Set(names)].filter((name) => Storable.textProblem(name) === undefined)
       const categories = storable(readOptions.categories)
       const types = storable(readOptions.types)
-      const buckets = readOptions.partition === undefined ? undefined : Partition.buckets(readOptions.partition)
-      if (categories?.length === 0 || types?.length === 0 || buckets?.length === 0) return Effect.succeed([])
+      const all = readOptions.partition === undefined ? undefined : Partition.buckets(readOptions.partition)
+      if (categories?.length === 0 || types?.length === 0 || all?.length === 0) return Effect.succeed([])
+      // The whole log is one partition: read it without the buckets.
+      const buckets = all === undefined || all.length === Partition.maxCount ? undefined : all
       const params: Array<unknown> = [after, limit, ...(categories === undefined ? [] : [categories])]
       if (types !== undefined) params.push(types)
-      const statement = readAllStatement({
-        categories: categories !== undefined,
-        types: types !== undefined,
-        // The whole log is one partition: read it without the buckets.
-        ...(buckets === undefined || buckets.length === Partition.maxCount ? {} : { buckets })
-      })
-      return sql.unsafe<EventRow>(statement, params).pipe(
+      return (buckets === undefined ? Effect.succeed(false) : partitionIndex).pipe(
+        Effect.flatMap((indexed) =>
+          sql.unsafe<EventRow>(
+            readAllStatement({
+              categories: categories !== undefined,
+              types: types !== undefined,
+              ...(buckets === undefined ? {} : { buckets, indexed })
+            }),
+            params
+          )
+        ),
         Effect.map((rows) => rows.map(toRecorded)),
         Effect.mapError(storeError("readAll"))
       )

@@ -2,10 +2,14 @@
  * Chronicle's Postgres schema, shipped as migrations in code. `run` applies the pending ones in id order inside one
  * transaction under a table lock, so several app instances may call it at once; re-running it is a no-op. Each
  * package feature adds its tables as a new numbered entry; never edit an entry that has shipped. It creates
- * tables only: rewriting stored events to their current version is `PgEventUpgrade`.
+ * tables only: rewriting stored events to their current version is `PgEventUpgrade`. `partitionIndex`, run after
+ * the migrations, adds the opt-in index that apps reading partitions need.
  */
-import { Effect, Layer } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Schedule } from "effect"
+import { Reactivity } from "effect/reactivity"
 import { Migrator, SqlClient, type SqlError } from "effect/sql"
+import * as PartitionIndex from "./internal/PartitionIndex.ts"
 
 const statements =
   (...parts: ReadonlyArray<string>) =>
@@ -125,13 +129,35 @@ const keyRotation = statements(
  * Partitions (see `Partition` in core and PgEventStore): each event's stream hash, stored as a generated column, and
  * an index on its bucket (the hash's low 4 bits) and position, so a partition's read scans only its own buckets; and
  * an owner epoch per checkpoint, which `claim` bumps and a fenced `advance` compares (see PgCheckpointStore). Adding
- * the generated column rewrites the events table once.
+ * the generated column rewrites the events table once. `8_partition_index_opt_in` drops the column and its index.
  */
 const partitions = statements(
   `ALTER TABLE chronicle_events ADD COLUMN stream_hash integer
      GENERATED ALWAYS AS (('x' || substr(md5(stream_id), 1, 8))::bit(32)::int) STORED`,
   `CREATE INDEX chronicle_events_stream_bucket ON chronicle_events ((stream_hash & 15), global_position)`,
   `ALTER TABLE chronicle_checkpoints ADD COLUMN owner_epoch bigint NOT NULL DEFAULT 0`
+)
+
+/**
+ * The partition index, opt-in: partitions read their buckets by `chronicle_stream_bucket(stream_id)`, an immutable
+ * function equal to core's `Partition.bucketOf` (the low 4 bits of the first four bytes of the name's MD5), so no event
+ * pays for a stored hash or a fifth index unless the app reads partitions (see `partitionIndex`). Dropping the stored
+ * column of `7_partitions` only marks it dropped in the catalog: the table is not rewritten. A database whose
+ * checkpoints show partitioned followers (`name#index/count`) keeps its partition index, rebuilt on the function,
+ * so an upgrade never slows a partitioned app; appends and reads wait for that build (the table stays locked until
+ * the migrations commit).
+ */
+const partitionIndexOptIn = statements(
+  `DROP INDEX chronicle_events_stream_bucket`,
+  `ALTER TABLE chronicle_events DROP COLUMN stream_hash`,
+  `CREATE FUNCTION chronicle_stream_bucket(stream text) RETURNS integer
+     LANGUAGE sql IMMUTABLE PARALLEL SAFE
+     AS $$ SELECT ('x' || substr(md5(stream), 1, 8))::bit(32)::int & 15 $$`,
+  `DO $$ BEGIN
+     IF EXISTS (SELECT 1 FROM chronicle_checkpoints WHERE projection ~ '#[0-9]+/[0-9]+$') THEN
+       ${PartitionIndex.create(false)};
+     END IF;
+   END $$`
 )
 
 /** Every migration, by `<id>_<name>`. */
@@ -142,7 +168,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "4_projections": Effect.flatMap(SqlClient.SqlClient, projections),
   "5_inbox": Effect.flatMap(SqlClient.SqlClient, inbox),
   "6_key_rotation": Effect.flatMap(SqlClient.SqlClient, keyRotation),
-  "7_partitions": Effect.flatMap(SqlClient.SqlClient, partitions)
+  "7_partitions": Effect.flatMap(SqlClient.SqlClient, partitions),
+  "8_partition_index_opt_in": Effect.flatMap(SqlClient.SqlClient, partitionIndexOptIn)
 }
 
 /** Applies the pending migrations; returns the ids and names applied now (none when the schema is current). */
@@ -154,3 +181,33 @@ export const run = Migrator.make({})({
 /** Applies the pending migrations when the layer is built. */
 export const layer: Layer.Layer<never, Migrator.MigrationError | SqlError.SqlError, SqlClient.SqlClient> =
   Layer.effectDiscard(run)
+
+/**
+ * The class of the session advisory lock (`pg_try_advisory_lock(class, 0)`) under which one instance at a time builds
+ * the partition index; the two-key form keeps it apart from the one-key locks of leases and read models.
+ */
+const partitionIndexLockClass = 1_667_787_375
+
+/**
+ * Creates the partition index if it is missing, for apps that read partitions (`readAll({ partition })`,
+ * PartitionedFollower): `CREATE INDEX CONCURRENTLY`, so appends go on while it builds. Run it after the migrations,
+ * outside a transaction. It builds on a connection of its own under an advisory lock, so several instances may run it
+ * at once: one builds, the others wait for it and find the index made; an invalid index that a failed or killed
+ * build left is dropped and built again. Without the index partition reads are still exact, but each scans the log.
+ */
+export const partitionIndex: Effect.Effect<void, SqlError.SqlError, PgClient.PgClient> = Effect.scoped(
+  Effect.gen(function* () {
+    const { config } = yield* PgClient.PgClient
+    const connection = yield* PgClient.makeClient({ ...config, applicationName: "chronicle partition index" }).pipe(
+      Effect.provideService(Reactivity.Reactivity, yield* Reactivity.make)
+    )
+    // Short tries rather than a blocking wait: a waiting statement's snapshot would hold back the build it waits for.
+    yield* connection<{ locked: boolean }>`SELECT pg_try_advisory_lock(${partitionIndexLockClass}, 0) AS locked`.pipe(
+      Effect.repeat({ schedule: Schedule.spaced("200 millis"), until: ([row]) => row?.locked === true })
+    )
+    // Under the lock no other build runs: an index that is not valid is what a failed one left.
+    const [index] = yield* connection.unsafe<{ valid: boolean | null }>(PartitionIndex.state)
+    if (index?.valid === false) yield* connection.unsafe(`DROP INDEX CONCURRENTLY ${PartitionIndex.name}`)
+    yield* connection.unsafe(PartitionIndex.create(true))
+  })
+)

@@ -1,11 +1,11 @@
-import { EventId, EventStore, ExpectedVersion, Metrics } from "@chronicle/core"
+import { EventId, EventStore, ExpectedVersion, Metrics, Partition } from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
 import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { PgTest } from "@chronicle/testing"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
-import { SqlClient } from "effect/sql"
+import { Deferred, Effect, Fiber, Layer, Logger, Metric, Option, Redacted, Schedule, Schema, Stream } from "effect"
+import { SqlClient, Statement } from "effect/sql"
 
 const StoreLive = PgEventStore.layer().pipe(Layer.provideMerge(PgTest.layerMigrated(PgMigrations.layer)))
 
@@ -385,5 +385,101 @@ layer(StoreLive, { excludeTestServices: true })("PgEventStore stream reads", (it
         assert.strictEqual((yield* Stream.runCollect(store.readStream(stream))).length, 3_000)
       }),
     60_000
+  )
+})
+
+/** Runs `effect`, keeping every statement the store sends meanwhile, with its parameters. */
+const sending = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const sent: Array<readonly [string, ReadonlyArray<unknown>]> = []
+    const result = yield* effect.pipe(
+      Effect.provideService(Statement.CurrentTransformer, (statement) =>
+        Effect.sync(() => {
+          sent.push(statement.compile())
+          return statement
+        })
+      )
+    )
+    return [result, sent] as const
+  })
+
+/** The plan Postgres picks for a statement the store sent, as text. */
+const planOf = ([text, params]: readonly [string, ReadonlyArray<unknown>]) =>
+  Effect.flatMap(PgClient.PgClient, (sql) =>
+    sql.unsafe<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, params as Array<unknown>)
+  ).pipe(Effect.map((rows) => rows.map((row) => row["QUERY PLAN"]).join("\n")))
+
+layer(StoreLive, { excludeTestServices: true })("PgEventStore partition reads", (it) => {
+  it.effect.prop(
+    "give the same events with and without the partition index, which they use when it exists",
+    [
+      Schema.Array(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 11 }))),
+      Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 16 })),
+      Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 5 }))
+    ],
+    ([order, count, pageSize]) =>
+      Effect.gen(function* () {
+        const sql = yield* PgClient.PgClient
+        yield* sql`DROP INDEX IF EXISTS chronicle_events_stream_bucket`
+        // A log of some size first, so the planner weighs the index against scans as it would in an app.
+        const [filled] = yield* sql<{
+          n: number
+        }>`SELECT count(*)::int AS n FROM chronicle_events WHERE global_position <= 20000`
+        if (filled?.n === 0) {
+          yield* sql`
+            INSERT INTO chronicle_events (global_position, stream_id, category, version, event_id, type, schema_version, data, metadata)
+            SELECT g, 'base-' || (g % 2000), 'base', g / 2000 + 1, gen_random_uuid(), 'Happened', 1, '{}', '{}'
+            FROM generate_series(1, 20000) g`
+          yield* sql`ANALYZE chronicle_events`
+        }
+        const head = yield* EventStore.EventStore.use((store) => store.head)
+        const streams = Array.from({ length: 12 }, () => streamOf("part"))
+        const appended: Array<{ readonly stream: string; readonly eventId: string }> = []
+        for (const i of order) {
+          const one = event()
+          yield* EventStore.EventStore.use((store) => store.append(streams[i]!, [one], ExpectedVersion.any))
+          appended.push({ stream: streams[i]!, eventId: one.eventId })
+        }
+        // A fresh store per side: a store that has seen the index remembers it.
+        const readEvery = Effect.gen(function* () {
+          const store = yield* PgEventStore.make()
+          return yield* Effect.forEach(Partition.all(count), (partition) =>
+            Effect.gen(function* () {
+              const [events, sent] = yield* sending(
+                Stream.runCollect(store.readAll({ after: head, partition, pageSize }))
+              )
+              // The plan of its last page, while the index is as it was for the read.
+              const plan = yield* planOf(sent.findLast(([text]) => text.includes("FROM chronicle_events"))!)
+              return [events, plan] as const
+            })
+          )
+        })
+        const warnings: Array<string> = []
+        const without = yield* readEvery.pipe(
+          Effect.provide(Logger.layer([Logger.make(({ message }) => warnings.push(String(message)))]))
+        )
+        yield* PgMigrations.partitionIndex
+        const withIndex = yield* readEvery
+        for (const partition of Partition.all(count)) {
+          const expected = appended.filter((one) => Partition.contains(partition, one.stream)).map((one) => one.eventId)
+          const [unindexed, planWithout] = without[partition.index]!
+          const [indexed, planWith] = withIndex[partition.index]!
+          assert.deepStrictEqual(
+            unindexed.map((one) => one.eventId),
+            expected
+          )
+          assert.deepStrictEqual(
+            indexed.map((one) => one.eventId),
+            expected
+          )
+          // A count of 1 is the whole log: it reads without buckets.
+          assert.notInclude(planWithout, "chronicle_events_stream_bucket")
+          if (count > 1) assert.include(planWithout, "md5(stream_id)", planWithout)
+          if (count > 1) assert.include(planWith, "chronicle_events_stream_bucket")
+        }
+        // The store warns once that it reads partitions without the index, not for every page.
+        assert.strictEqual(warnings.filter((warning) => warning.includes("partition index")).length, count > 1 ? 1 : 0)
+      }),
+    { timeout: 120_000, arbitrary: { runs: 12 } }
   )
 })
