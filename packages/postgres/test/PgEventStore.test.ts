@@ -18,6 +18,25 @@ const event = (type = "Happened", data: unknown = { n: 1 }) => ({
 })
 const streamOf = (category = "pg") => `${category}-${crypto.randomUUID()}`
 
+/** Appends to a new stream of `category` in a transaction held open (readers wait behind it) until `release`. */
+const holdOpen = (store: EventStore.Service, category: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const opened = yield* Deferred.make<void>()
+    const release = yield* Deferred.make<void>()
+    const holder = yield* sql
+      .withTransaction(
+        Effect.gen(function* () {
+          yield* store.append(streamOf(category), [event()], ExpectedVersion.noStream)
+          yield* Deferred.succeed(opened, undefined)
+          yield* Deferred.await(release)
+        })
+      )
+      .pipe(Effect.forkChild)
+    yield* Deferred.await(opened)
+    return { release, holder }
+  })
+
 layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
   it.effect("bad input fails with a typed error and writes nothing", () =>
     Effect.gen(function* () {
@@ -139,20 +158,7 @@ layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
   it.effect("lastCommitted includes an event committed behind an older open transaction; head does not", () =>
     Effect.gen(function* () {
       const store = yield* EventStore.EventStore
-      const sql = yield* SqlClient.SqlClient
-      const opened = yield* Deferred.make<void>()
-      const release = yield* Deferred.make<void>()
-      // An older writing transaction, held open: readers wait behind it.
-      const holder = yield* sql
-        .withTransaction(
-          Effect.gen(function* () {
-            yield* store.append(streamOf("older"), [event()], ExpectedVersion.noStream)
-            yield* Deferred.succeed(opened, undefined)
-            yield* Deferred.await(release)
-          })
-        )
-        .pipe(Effect.forkChild)
-      yield* Deferred.await(opened)
+      const { release, holder } = yield* holdOpen(store, "older")
       const later = yield* store.append(streamOf("later"), [event()], ExpectedVersion.noStream)
       assert.isTrue((yield* store.head) < later.position, "head passed the open transaction")
       assert.isTrue((yield* store.lastCommitted) >= later.position, "lastCommitted is behind a committed append")
@@ -164,20 +170,8 @@ layer(StoreLive, { excludeTestServices: true })("PgEventStore", (it) => {
 
   it.effect("while something subscribes, the store samples the horizon's age into its gauge", () =>
     Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
       const store = yield* PgEventStore.make({ horizonInterval: "20 millis" })
-      const opened = yield* Deferred.make<void>()
-      const release = yield* Deferred.make<void>()
-      const holder = yield* sql
-        .withTransaction(
-          Effect.gen(function* () {
-            yield* store.append(streamOf("hzgauge"), [event()], ExpectedVersion.noStream)
-            yield* Deferred.succeed(opened, undefined)
-            yield* Deferred.await(release)
-          })
-        )
-        .pipe(Effect.forkChild)
-      yield* Deferred.await(opened)
+      const { release, holder } = yield* holdOpen(store, "hzgauge")
       const age = Effect.map(Metric.value(Metrics.horizonAge), (gauge) => gauge.value)
       assert.strictEqual(yield* age, 0)
       yield* store.subscribe({ categories: ["hzgauge"] }).pipe(Stream.runDrain, Effect.forkChild)
