@@ -205,6 +205,9 @@ const readAllStatement = (filters: {
     : `SELECT ${columns} FROM chronicle_events WHERE ${where} ORDER BY global_position LIMIT $2`
 }
 
+/** How often a store reading partitions without the partition index looks again whether it exists. */
+const indexRecheckMillis = 10_000
+
 /** How long the notifier waits after a NOTIFY before sending the next: appends in between share one. */
 const notifyEvery = "100 millis"
 
@@ -474,24 +477,28 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       })
     )
 
-  // Whether the partition index exists and is valid: asked before each partition page until it is seen, then known.
+  // Whether the partition index exists and is valid: asked at most once per `indexRecheckMillis` until it is seen, so
+  // pages read without it do not each pay a catalog query; once seen, known.
   let partitionIndexed = false
+  let indexCheckedAt = Number.NEGATIVE_INFINITY
   let warnedUnindexed = false
-  const partitionIndex = Effect.suspend(() =>
-    partitionIndexed
-      ? Effect.succeed(true)
-      : sql.unsafe<{ valid: boolean | null }>(PartitionIndex.state).pipe(
-          Effect.map(([row]) => row?.valid === true),
-          Effect.tap((valid) => {
-            partitionIndexed = valid
-            if (valid || warnedUnindexed) return Effect.void
-            warnedUnindexed = true
-            return Effect.logWarning(
-              `reading a partition without the partition index (${PartitionIndex.name}): each page scans the log; create it with PgMigrations.partitionIndex`
-            )
-          })
+  const partitionIndex = Effect.suspend(() => {
+    if (partitionIndexed) return Effect.succeed(true)
+    const now = Date.now()
+    if (now - indexCheckedAt < indexRecheckMillis) return Effect.succeed(false)
+    indexCheckedAt = now
+    return sql.unsafe<{ valid: boolean | null }>(PartitionIndex.state).pipe(
+      Effect.map(([row]) => row?.valid === true),
+      Effect.tap((valid) => {
+        partitionIndexed = valid
+        if (valid || warnedUnindexed) return Effect.void
+        warnedUnindexed = true
+        return Effect.logWarning(
+          `reading a partition without the partition index (${PartitionIndex.name}): each page scans the log; create it with PgMigrations.partitionIndex`
         )
-  )
+      })
+    )
+  })
 
   const readPage =
     (readOptions: EventStore.ReadAllOptions): Subscription.ReadPage<EventStore.EventStoreError> =>
