@@ -132,7 +132,7 @@ export const sharedFrom = 256
 /**
  * Opens many sealed values, each as `open` does. A batch of `sharedFrom` values or more is shared with a worker
  * thread, which opens chunks of it while this thread opens the others, so a page of events opens in about half the
- * time on an idle machine with two cores or more (and no slower on a busy one: the thread with time does more).
+ * time when a second core is free (and no slower when none is: the thread with time does more).
  */
 export const openAll = (values: ReadonlyArray<ToOpen>): Effect.Effect<ReadonlyArray<Result.Result<string, string>>> =>
   values.length < sharedFrom
