@@ -16,7 +16,7 @@ export type Mode = "bar" | "lines" | "off"
 export interface Reporter {
   /** Records that `done` of `total` items are done (`total` undefined when unknown). */
   readonly update: (done: number, total: number | undefined) => Effect.Effect<void>
-  /** Ends the report: the final bar or line. */
+  /** Ends the report: the final bar or line, or nothing for a job that found nothing to do. */
   readonly finish: Effect.Effect<void>
 }
 
@@ -87,13 +87,16 @@ export const make = (
     let shownTenth = -1
     let drawn = false
 
+    // A job that found nothing to do shows nothing: its result says so.
+    const nothingToDo = () => last.done === 0 && (last.total ?? 0) === 0
+
     const text = (now: number, bar: boolean) =>
       render({ label, unit, ...last, elapsedSeconds: (now - started) / 1000, bar, color: canColor })
 
     const update = (done: number, total: number | undefined) =>
       Effect.gen(function* () {
         last = { done, total }
-        if (mode === "off") return
+        if (mode === "off" || nothingToDo()) return
         const now = yield* Clock.currentTimeMillis
         if (mode === "bar") {
           if (now - shownAt < redrawMillis && done !== total) return
@@ -111,7 +114,7 @@ export const make = (
       })
 
     const finish = Effect.gen(function* () {
-      if (mode === "off") return
+      if (mode === "off" || nothingToDo()) return
       const now = yield* Clock.currentTimeMillis
       const took = `, done in ${formatDuration((now - started) / 1000)}`
       if (mode === "bar") write(`${drawn ? "\r\u001b[2K" : ""}${text(now, true)}${took}\n`)

@@ -68,6 +68,21 @@ describe("Progress", () => {
     })
   )
 
+  it.effect("a job with nothing to do ends without a line, the result says so", () =>
+    Effect.gen(function* () {
+      for (const canAnimate of [true, false]) {
+        const written: Array<string> = []
+        const mode = yield* Progress.modeFor(false).pipe(terminal({ canAnimate }))
+        const reporter = yield* Progress.make("events migrate", { mode, write: (text) => void written.push(text) })
+        yield* reporter.update(0, 0)
+        yield* reporter.finish
+        const never = yield* Progress.make("export", { mode, write: (text) => void written.push(text) })
+        yield* never.finish
+        assert.deepStrictEqual(written, [])
+      }
+    }).pipe(terminal({}))
+  )
+
   it("formats durations as m:ss and h:mm:ss", () => {
     assert.deepStrictEqual([0, 59.6, 61, 3600, 3725].map(Progress.formatDuration), [
       "0:00",
