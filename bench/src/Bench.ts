@@ -225,14 +225,7 @@ const onServer = <A, E>(url: string, f: (sql: SqlClient.SqlClient) => Effect.Eff
   SqlClient.SqlClient.use(f).pipe(Effect.provide(pgClient(url, 1)))
 
 /** Creates a database named `name` on the server at `url` and returns its URL; it is dropped when the scope closes. */
-export const freshDatabase = (url: string, name: string) =>
-  Effect.acquireRelease(
-    Effect.as(
-      onServer(url, (sql) => sql`CREATE DATABASE ${sql(name)}`),
-      EmbeddedPostgres.withDatabase(url, name)
-    ),
-    () => onServer(url, (sql) => sql`DROP DATABASE ${sql(name)} WITH (FORCE)`).pipe(Effect.orDie)
-  )
+export const freshDatabase = (url: string, name: string) => Effect.orDie(EmbeddedPostgres.freshDatabase(url, name))
 
 /** The machine and server the figures come from: CPU, cores, memory, load, Node and Postgres. */
 export const machine = (url: string) =>

