@@ -3,11 +3,11 @@
  * repeats, ids taken by another append of the same batch and values the server refuses share round trips, and each
  * caller gets exactly its own result; the database holds exactly the good appends, and some transactions did carry
  * several appends. Rounds (internal/GroupCommit directly, with lone statements the tests control): an append that finds
- * nothing in flight starts its statement in the submitting call; those that arrive meanwhile, and a caller that
- * appends again as soon as it is answered, go together in the next round; with two round trips in flight a batch goes
- * beside a lone append and a stream in flight waits its turn. Appends still waiting for an answer when the store's
- * scope closes (one in flight, held by a lock, others queued behind it) fail at once with a typed error, and so does
- * any append after it closed.
+ * nothing in flight runs its statement in the submitting call, in the caller's fiber; those that arrive meanwhile,
+ * and a caller that appends again as soon as it is answered, go together in the next round; with two round trips in flight a batch goes
+ * beside a lone append and a stream in flight waits its turn. Appends still waiting when the store's scope closes
+ * (queued behind a lone one held by a lock) fail at once with a typed error, and so does any append after it closed;
+ * the lone one runs in its caller's fiber and ends as its statement does.
  */
 import { EventId, EventStore, ExpectedVersion } from "@chronicle/core"
 import { PgEventStore, PgMigrations } from "@chronicle/postgres"
@@ -211,14 +211,16 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
   }
   const notAlone = Effect.die("this append was to share a round trip, not go alone")
 
-  it.effect("an append that finds nothing in flight starts its own statement at once, on no other fiber", () =>
+  it.effect("an append that finds nothing in flight runs its own statement at once, in the caller's fiber", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const commits = yield* GroupCommit.make(sql)
       let started = false
-      const alone = Effect.sync((): ReadonlyArray<GroupCommit.Row> => {
+      let ranOn: Fiber.Fiber<unknown, unknown> | undefined
+      const alone = Effect.withFiber((fiber) => {
         started = true
-        return []
+        ranOn = fiber
+        return Effect.succeed<ReadonlyArray<GroupCommit.Row>>([])
       })
       const fiber = yield* Effect.forkChild(
         commits.submit(submission(`lone${crypto.randomUUID().slice(0, 8)}-1`, alone)),
@@ -228,6 +230,7 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
       )
       // Nothing has yielded since the fork: the statement started in the submitting call itself.
       assert.isTrue(started)
+      assert.strictEqual(ranOn, fiber)
       assert.deepStrictEqual(yield* Fiber.join(fiber), [])
     })
   )
@@ -348,7 +351,7 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
   )
 
   it.effect(
-    "appends waiting when the store's scope closes fail at once with a typed error",
+    "appends waiting when the store's scope closes fail at once with a typed error; a lone one in flight ends as its statement does",
     () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
@@ -391,7 +394,7 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
         )
 
         const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
-        const outcomes = yield* Effect.forEach([inFlight, ...queued], Fiber.await)
+        const outcomes = yield* Effect.forEach(queued, Fiber.await)
         const after = yield* Effect.exit(store.append(`${run}-after`, [event()], ExpectedVersion.noStream))
         for (const outcome of [...outcomes, after]) {
           assert.isTrue(Exit.isFailure(outcome))
@@ -403,8 +406,12 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
           }
         }
 
+        // The lone append in flight runs in its caller's fiber and ends as its statement does: once the holder rolls
+        // back, it writes.
+        assert.isUndefined(inFlight.pollUnsafe())
         yield* Deferred.succeed(release, undefined)
         yield* Fiber.await(holder)
+        assert.strictEqual((yield* Fiber.join(inFlight)).written, 1)
         yield* Fiber.join(closing)
       }),
     { timeout: 30_000 }

@@ -1,9 +1,8 @@
 /**
  * Group commit by natural batching, for appends with an exact expected version (`exact(n)` or `noStream`) outside a
  * caller's transaction. At most `inFlight` round trips are in flight at a time, each on its own connection. An append
- * that finds a round trip free and nothing waiting starts its own statement at once, on a fiber started in the
- * submitting call itself (no queue, no turn of a batching fiber, no timer), so a lone append costs about what it
- * would without group commit. Appends that arrive while no round trip is free wait; whichever round trip ends first
+ * that finds a round trip free and nothing waiting runs its own statement at once in the caller's fiber (no queue, no
+ * fiber of its own, no timer), so a lone append costs what it would without group commit. Appends that arrive while no round trip is free wait; whichever round trip ends first
  * starts the next round, which carries all that wait (at most one per stream, none to a stream already in flight, up
  * to `maxEvents` events) in one INSERT, so one transaction, one commit and one fsync serve them all. It starts right
  * after the callers of the round that ended are answered, so those that append again at once go in it too.
@@ -16,10 +15,11 @@
  * the insert, or one append holds a value the server refuses), every caller in it gets no rows and retries alone,
  * so one bad append fails only itself.
  *
- * Closing: when the scope the store was made in closes, every append not yet answered (waiting, or in a round trip in
- * flight, alone or batched) fails at once with a `ConnectionError` saying the store closed, and so does every append
- * submitted afterwards; the round trips in flight are then interrupted. One in flight may or may not have committed:
- * like any failure during commit, retrying it with the same event ids on an open store is safe.
+ * Closing: when the scope the store was made in closes, every append not yet answered (waiting, or in a batch in
+ * flight) fails at once with a `ConnectionError` saying the store closed, and so does every append submitted
+ * afterwards; the batches in flight are then interrupted. One in flight may or may not have committed: like any
+ * failure during commit, retrying it with the same event ids on an open store is safe. A lone append in flight runs in
+ * its caller's fiber and ends as its statement does, as with group commit off.
  *
  * Positions: every event of a batch gets `(transaction id << 20) + its index in the batch`, exactly as the events of
  * one append in its own transaction do, so the global-order argument of `PgEventStore` holds unchanged.
@@ -217,10 +217,29 @@ export const make = (sql: SqlClient.SqlClient, options: Options = {}): Effect.Ef
       })
     )
 
+    /**
+     * Ends a lone append's round trip. When appends wait, the next round starts after the caller's own continuation
+     * (a microtask later), so a caller that appends again at once goes in it too.
+     */
+    const aloneFinished = (stream: string) => {
+      inFlight--
+      streams.delete(stream)
+      if (waiting.length > 0) queueMicrotask(next)
+    }
+
     return {
       submit: (append) =>
         Effect.suspend(() => {
           if (closed) return Effect.fail(closedError)
+          // The store is idle: the append's own statement runs in the caller's fiber, as without group commit.
+          if (inFlight < limit && waiting.length === 0 && !streams.has(append.stream)) {
+            inFlight++
+            streams.add(append.stream)
+            return Effect.ensuring(
+              append.alone,
+              Effect.sync(() => aloneFinished(append.stream))
+            )
+          }
           const pending: Pending = { append, done: Deferred.makeUnsafe() }
           unanswered.add(pending)
           waiting.push(pending)
