@@ -3,7 +3,8 @@
  * subject's events are sealed with its key; `forget` deletes the key, after which those values can never be read
  * again. A forgotten subject stays forgotten: no new key is made for it. The AES-256-GCM `seal` and `open` used for
  * personal values (and by key stores that wrap keys under a master key) live here too, with `openAll`, which opens a
- * page's worth of values at once and shares a big batch with a worker thread.
+ * page's worth of values at once. Opening skips node:crypto's per-message set-up (internal/Gcm.ts: one native call
+ * per value, GHASH in JavaScript); its Gotcha on cache timing applies to every open.
  *
  * **The contract** (what an adapter for a KMS or Vault must keep; `KeyStoreConformance` in @chronicle/testing checks
  * it): a data key is 32 random bytes, made at most once per subject. `keysFor` returns each subject's key, making the
@@ -16,10 +17,10 @@
  * `KeyStoreError`s. How keys are protected at rest (wrapped under a master key, held in an HSM) is the adapter's
  * business; Chronicle only ever sees unwrapped data keys in memory.
  */
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto"
+import { createCipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto"
 import { Context, Effect, Layer, Result, Schema } from "effect"
 import { describeCause } from "./internal/describeCause.ts"
-import * as OpenWorker from "./internal/OpenWorker.ts"
+import * as Gcm from "./internal/Gcm.ts"
 import { textProblem } from "./Storable.ts"
 
 /** A 256-bit AES key. */
@@ -112,12 +113,12 @@ export const seal = (key: DataKey, plaintext: string, context: string): string =
 
 /** Decrypts what `seal` made with the same key and context; fails with a reason if it was altered or misdirected. */
 export const open = (key: DataKey, sealed: string, context: string): Result.Result<string, string> =>
-  opened(OpenWorker.openSealed(createDecipheriv, keyObject(key), sealed, context))
+  opened(Gcm.open(key, Buffer.from(sealed, "base64"), context))
 
-const opened = (plaintext: string | null | undefined): Result.Result<string, string> =>
-  typeof plaintext === "string"
-    ? Result.succeed(plaintext)
-    : Result.fail("authentication failed: wrong key, or the sealed value was altered")
+const opened = (plaintext: string | undefined): Result.Result<string, string> =>
+  plaintext === undefined
+    ? Result.fail("authentication failed: wrong key, or the sealed value was altered")
+    : Result.succeed(plaintext)
 
 /** One value for `openAll`: the key, what `seal` made with it, and the context it was sealed for. */
 export interface ToOpen {
@@ -126,59 +127,9 @@ export interface ToOpen {
   readonly context: string
 }
 
-/** The smallest batch `openAll` shares with a worker thread; smaller ones are opened on the calling thread. */
-export const sharedFrom = 256
-
-/**
- * Opens many sealed values, each as `open` does. A batch of `sharedFrom` values or more is shared with a worker
- * thread, which opens chunks of it while this thread opens the others, so a page of events opens in about half the
- * time when a second core is free (and no slower when none is: the thread with time does more).
- */
+/** Opens many sealed values, each as `open` does, on the calling thread (a page of events at once). */
 export const openAll = (values: ReadonlyArray<ToOpen>): Effect.Effect<ReadonlyArray<Result.Result<string, string>>> =>
-  values.length < sharedFrom
-    ? Effect.sync(() => values.map(({ key, sealed, context }) => open(key, sealed, context)))
-    : Effect.callback((resume) => {
-        const objects = new Map<DataKey, number>()
-        const keys: Array<KeyObject> = []
-        const keyIndex = values.map(({ key }) => {
-          const known = objects.get(key)
-          if (known !== undefined) return known
-          objects.set(key, keys.length)
-          keys.push(keyObject(key))
-          return keys.length - 1
-        })
-        const results = new Array<Result.Result<string, string> | undefined>(values.length)
-        const openHere = (index: number) => {
-          const value = values[index]!
-          results[index] = open(value.key, value.sealed, value.context)
-        }
-        const counter = new Int32Array(new SharedArrayBuffer(4))
-        const finish = (reply: OpenWorker.Opened | undefined) => {
-          for (const [chunk, start] of (reply?.starts ?? []).entries()) {
-            for (const [offset, plaintext] of reply!.opened[chunk]!.entries())
-              results[start + offset] = opened(plaintext)
-          }
-          // Chunks the worker took and could not finish (it failed) are opened here.
-          for (let index = 0; index < values.length; index++) if (results[index] === undefined) openHere(index)
-          resume(Effect.succeed(results as ReadonlyArray<Result.Result<string, string>>))
-        }
-        const batch = {
-          keys,
-          keyIndex,
-          sealed: values.map((value) => value.sealed),
-          contexts: values.map((value) => value.context)
-        }
-        const cancel = OpenWorker.share(batch, counter, finish)
-        for (
-          let start = Atomics.add(counter, 0, OpenWorker.chunk);
-          start < values.length;
-          start = Atomics.add(counter, 0, OpenWorker.chunk)
-        ) {
-          for (let index = start; index < Math.min(values.length, start + OpenWorker.chunk); index++) openHere(index)
-        }
-        if (cancel === undefined) return finish(undefined)
-        return Effect.sync(cancel)
-      })
+  Effect.sync(() => values.map(({ key, sealed, context }) => open(key, sealed, context)))
 
 /**
  * Deletes a subject's key through the `KeyStore` in context, and nothing else: apps call `CryptoShredding.forget`,
