@@ -104,17 +104,19 @@ const absorbBytes = (bytes: Uint8Array): number => {
   return bytes.length
 }
 
-// Absorbs `text` as UTF-8 and returns its length in bytes; ASCII text (a subject id and an event id) is read as it
-// is, without encoding it into a new buffer.
+// ASCII text copied byte by byte, so that it is absorbed as bytes are.
+let ascii = new Uint8Array(256)
+
+// Absorbs `text` as UTF-8 and returns its length in bytes; ASCII text (a subject id and an event id) is copied into a
+// buffer kept for it rather than encoded into a new one.
 const absorbText = (text: string): number => {
+  if (ascii.length < text.length) ascii = new Uint8Array(text.length * 2)
   for (let index = 0; index < text.length; index++) {
-    if (text.charCodeAt(index) > 0x7f) {
-      return absorbBytes(Buffer.from(text, "utf8"))
-    }
+    const code = text.charCodeAt(index)
+    if (code > 0x7f) return absorbBytes(Buffer.from(text, "utf8"))
+    ascii[index] = code
   }
-  const code = (index: number) => (index < text.length ? text.charCodeAt(index) : 0)
-  const char4 = (at: number) => (code(at) << 24) | (code(at + 1) << 16) | (code(at + 2) << 8) | code(at + 3)
-  for (let at = 0; at < text.length; at += 16) absorbBlock(char4(at), char4(at + 4), char4(at + 8), char4(at + 12))
+  absorb(ascii, 0, text.length)
   return text.length
 }
 
