@@ -3,8 +3,7 @@
  * subject's events are sealed with its key; `forget` deletes the key, after which those values can never be read
  * again. A forgotten subject stays forgotten: no new key is made for it. The AES-256-GCM `seal` and `open` used for
  * personal values (and by key stores that wrap keys under a master key) live here too, with `openAll`, which opens a
- * page's worth of values at once. Opening skips node:crypto's per-message set-up (internal/Gcm.ts: one native call
- * per value, GHASH in JavaScript); its Gotcha on cache timing applies to every open.
+ * page's worth of values at once, on the calling thread.
  *
  * **The contract** (what an adapter for a KMS or Vault must keep; `KeyStoreConformance` in @chronicle/testing checks
  * it): a data key is 32 random bytes, made at most once per subject. `keysFor` returns each subject's key, making the
@@ -17,10 +16,9 @@
  * `KeyStoreError`s. How keys are protected at rest (wrapped under a master key, held in an HSM) is the adapter's
  * business; Chronicle only ever sees unwrapped data keys in memory.
  */
-import { createCipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto"
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto"
 import { Context, Effect, Layer, Result, Schema } from "effect"
 import { describeCause } from "./internal/describeCause.ts"
-import * as Gcm from "./internal/Gcm.ts"
 import { textProblem } from "./Storable.ts"
 
 /** A 256-bit AES key. */
@@ -112,13 +110,26 @@ export const seal = (key: DataKey, plaintext: string, context: string): string =
 }
 
 /** Decrypts what `seal` made with the same key and context; fails with a reason if it was altered or misdirected. */
-export const open = (key: DataKey, sealed: string, context: string): Result.Result<string, string> =>
-  opened(Gcm.open(key, Buffer.from(sealed, "base64"), context))
+export const open = (key: DataKey, sealed: string, context: string): Result.Result<string, string> => {
+  const bytes = Buffer.from(sealed, "base64")
+  if (bytes.length < ivBytes + tagBytes) return notAuthentic
+  const cipher = createDecipheriv("aes-256-gcm", keyObject(key), bytes.subarray(0, ivBytes), {
+    authTagLength: tagBytes
+  })
+    .setAAD(Buffer.from(context))
+    .setAuthTag(bytes.subarray(bytes.length - tagBytes))
+  // node:crypto signals a failed authentication by throwing from `final`; nothing else here throws.
+  try {
+    const plaintext = cipher.update(bytes.subarray(ivBytes, bytes.length - tagBytes))
+    cipher.final()
+    return Result.succeed(plaintext.toString("utf8"))
+  } catch {
+    return notAuthentic
+  }
+}
 
-const opened = (plaintext: string | undefined): Result.Result<string, string> =>
-  plaintext === undefined
-    ? Result.fail("authentication failed: wrong key, or the sealed value was altered")
-    : Result.succeed(plaintext)
+const tagBytes = 16
+const notAuthentic = Result.fail("authentication failed: wrong key, or the sealed value was altered")
 
 /** One value for `openAll`: the key, what `seal` made with it, and the context it was sealed for. */
 export interface ToOpen {
