@@ -90,6 +90,7 @@ export class KeyStore extends Context.Service<KeyStore, Service>()("@chronicle/c
 export const generateKey = (): DataKey => randomBytes(32)
 
 const ivBytes = 12
+const tagBytes = 16
 
 // Node imports a raw key on every cipher it makes (most of the cost of a small seal); a key object is imported once.
 const imported = new WeakMap<DataKey, KeyObject>()
@@ -112,24 +113,19 @@ export const seal = (key: DataKey, plaintext: string, context: string): string =
 /** Decrypts what `seal` made with the same key and context; fails with a reason if it was altered or misdirected. */
 export const open = (key: DataKey, sealed: string, context: string): Result.Result<string, string> => {
   const bytes = Buffer.from(sealed, "base64")
-  if (bytes.length < ivBytes + tagBytes) return notAuthentic
-  const cipher = createDecipheriv("aes-256-gcm", keyObject(key), bytes.subarray(0, ivBytes), {
-    authTagLength: tagBytes
-  })
+  if (bytes.length < ivBytes + tagBytes) return Result.fail("sealed value is too short")
+  const decipher = createDecipheriv("aes-256-gcm", keyObject(key), bytes.subarray(0, ivBytes))
     .setAAD(Buffer.from(context))
     .setAuthTag(bytes.subarray(bytes.length - tagBytes))
-  // node:crypto signals a failed authentication by throwing from `final`; nothing else here throws.
-  try {
-    const plaintext = cipher.update(bytes.subarray(ivBytes, bytes.length - tagBytes))
-    cipher.final()
-    return Result.succeed(plaintext.toString("utf8"))
-  } catch {
-    return notAuthentic
-  }
+  return Result.try({
+    try: () => {
+      const plaintext = decipher.update(bytes.subarray(ivBytes, bytes.length - tagBytes))
+      decipher.final() // authenticates; GCM has no bytes left to give
+      return plaintext.toString("utf8")
+    },
+    catch: () => "authentication failed: wrong key, or the sealed value was altered"
+  })
 }
-
-const tagBytes = 16
-const notAuthentic = Result.fail("authentication failed: wrong key, or the sealed value was altered")
 
 /** One value for `openAll`: the key, what `seal` made with it, and the context it was sealed for. */
 export interface ToOpen {

@@ -96,6 +96,17 @@ const contested = Effect.gen(function* () {
   return { store, counts }
 })
 
+/** The account with a state schema, so it can be snapshotted. */
+const Snapshotted = Aggregate.make({
+  ...Account,
+  events: Event,
+  state: Schema.Struct({ balance: Schema.Int, closed: Schema.Boolean })
+})
+
+/** Handles `command` on account 1 of `Snapshotted`. */
+const runSnapshotted = (command: Command, options?: CommandHandler.HandleOptions) =>
+  CommandHandler.handle(Snapshotted, "1", command, options)
+
 describe("CommandHandler", () => {
   it.effect("handles a command: loads the stream, decides, appends at the loaded version", () =>
     Effect.gen(function* () {
@@ -370,11 +381,6 @@ describe("CommandHandler", () => {
 
   it.effect("handleFrom moves the Loaded's snapshot version when the policy asked for a snapshot", () =>
     Effect.gen(function* () {
-      const Snapshotted = Aggregate.make({
-        ...Account,
-        events: Event,
-        state: Schema.Struct({ balance: Schema.Int, closed: Schema.Boolean })
-      })
       let loaded = yield* AggregateLoader.load(Snapshotted, "1")
       const versions: Array<number> = []
       for (let i = 0; i < 5; i++) {
@@ -390,14 +396,8 @@ describe("CommandHandler", () => {
 
   it.effect("a command re-sent behind a snapshot succeeds with written 0, however the state decides now", () =>
     Effect.gen(function* () {
-      // The account with a state schema, snapshotted after every event (saved in the command's own fiber).
-      const Snapshotted = Aggregate.make({
-        ...Account,
-        events: Event,
-        state: Schema.Struct({ balance: Schema.Int, closed: Schema.Boolean })
-      })
-      const run = (command: Command, options?: CommandHandler.HandleOptions) =>
-        CommandHandler.handle(Snapshotted, "1", command, options)
+      // Snapshotted after every event (saved in the command's own fiber).
+      const run = runSnapshotted
       const withdraw = (amount: number): Command => ({ _tag: "Withdraw", amount })
       yield* run(deposit(10))
       yield* run(withdraw(5), { commandId: "withdraw-1" })
@@ -437,13 +437,8 @@ describe("CommandHandler", () => {
     "a UUID v7 command applied with the name-based ids of @chronicle/core 0.1 is a repeat when sent again",
     () =>
       Effect.gen(function* () {
-        const Snapshotted = Aggregate.make({
-          ...Account,
-          events: Event,
-          state: Schema.Struct({ balance: Schema.Int, closed: Schema.Boolean })
-        })
-        const run = (command: Command, options?: CommandHandler.HandleOptions) =>
-          CommandHandler.handle(Snapshotted, "1", command, options)
+        // Snapshotted after every event (saved in the command's own fiber).
+      const run = runSnapshotted
         // What 0.1 stored for two commands with UUID v7 ids: the first event of each under its name-based id.
         const [inTail, behindSnapshot] = [EventId.random(), EventId.random()]
         const storedBy01 = (commandId: string, amount: number, version: number) =>
