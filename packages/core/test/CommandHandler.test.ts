@@ -437,8 +437,7 @@ describe("CommandHandler", () => {
     "a UUID v7 command applied with the name-based ids of @chronicle/core 0.1 is a repeat when sent again",
     () =>
       Effect.gen(function* () {
-        // Snapshotted after every event (saved in the command's own fiber).
-      const run = runSnapshotted
+        const run = runSnapshotted
         // What 0.1 stored for two commands with UUID v7 ids: the first event of each under its name-based id.
         const [inTail, behindSnapshot] = [EventId.random(), EventId.random()]
         const storedBy01 = (commandId: string, amount: number, version: number) =>
