@@ -270,6 +270,59 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
       })
   )
 
+  it.effect("a batch stops where its JSON would pass the limit, and the rest goes in the next round", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const run = `json${crypto.randomUUID().slice(0, 8)}`
+      const sized = (stream: string) => {
+        const append = submission(stream, notAlone)
+        return {
+          ...append,
+          events: append.events.map((prepared) => ({ ...prepared, dataJson: `"${"x".repeat(98)}"` }))
+        }
+      }
+      // Each append carries 100 + 2 characters of JSON: two fit under 250, three do not, so four go two by two.
+      const commits = yield* GroupCommit.make(sql, { maxJsonChars: 250 })
+      const gate = yield* Deferred.make<void>()
+      const first = yield* Effect.forkChild(
+        commits.submit(submission(`${run}-first`, Effect.as(Deferred.await(gate), []))),
+        { startImmediately: true }
+      )
+      const waiting = yield* Effect.forEach([0, 1, 2, 3], (i) =>
+        Effect.forkChild(commits.submit(sized(`${run}-${i}`)), { startImmediately: true })
+      )
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(first)
+      const transactions = (yield* Effect.forEach(waiting, Fiber.join)).map((rows) => rows[0]!.global_position >> 20n)
+      assert.strictEqual(transactions[0], transactions[1])
+      assert.strictEqual(transactions[2], transactions[3])
+      assert.notStrictEqual(transactions[1], transactions[2])
+    })
+  )
+
+  it.effect("the batch statement probes the indexes even when planned generically on an empty table", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const append = submission(`plan${crypto.randomUUID().slice(0, 8)}-1`, notAlone, 10)
+      // An empty copy of the table, seen first inside this transaction: a plan made now sees no rows at all.
+      const plan = yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            yield* sql`CREATE TEMP TABLE chronicle_events (LIKE public.chronicle_events INCLUDING ALL) ON COMMIT DROP`
+            yield* sql`SET LOCAL plan_cache_mode = force_generic_plan`
+            const rows = yield* sql.unsafe<{ "QUERY PLAN": string }>(
+              `EXPLAIN ${GroupCommit.batchStatement}`,
+              GroupCommit.batchParams([append, { ...append, stream: `${append.stream}b` }])
+            )
+            return yield* Effect.fail(rows.map((row) => row["QUERY PLAN"]).join("\n"))
+          })
+        )
+        .pipe(Effect.flip)
+      assert.include(plan, "Index")
+      assert.notInclude(plan, "Seq Scan on chronicle_events")
+    })
+  )
+
   it.effect("a caller that appends again as soon as it is answered goes in the next round with those waiting", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
