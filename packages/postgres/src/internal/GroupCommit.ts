@@ -59,9 +59,8 @@ interface Pending {
 
 /**
  * The batch statement. Parameters: per append $1 stream, $2 category, $3 expected version; per event $4 its append's
- * index (1-based), $5 its ordinal in that append, $6 id, $7 type, $8 schema version, and the events' data ($9) and
- * metadata ($10) each as one JSON array. `ok` is materialized so that the stream checks run once per append, not once
- * per event.
+ * index (1-based), $5 its ordinal in that append, $6 id, $7 type, $8 schema version, $9 data, $10 metadata. `ok` is
+ * materialized so that the stream checks run once per append, not once per event.
  *
  * Every look-up in the events table is a correlated scalar subquery with `LIMIT 1`, which Postgres cannot turn into a
  * join: it stays one index probe per row whatever the statistics say. As joins (`EXISTS`, `IN`), a generic plan made
@@ -72,8 +71,7 @@ export const batchStatement = `WITH a AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::int4[]) WITH ORDINALITY AS a(stream, category, expected, n)
   ), e AS (
     SELECT x.*, (SELECT true FROM chronicle_events c WHERE c.event_id = x.id LIMIT 1) AS stored
-    FROM ROWS FROM (unnest($4::int4[]), unnest($5::int4[]), unnest($6::uuid[]), unnest($7::text[]), unnest($8::int4[]),
-        jsonb_array_elements($9::jsonb), jsonb_array_elements($10::jsonb))
+    FROM unnest($4::int4[], $5::int4[], $6::uuid[], $7::text[], $8::int4[], $9::text[]::jsonb[], $10::text[]::jsonb[])
       WITH ORDINALITY AS x(n, ord, id, type, schema_version, data, metadata, pos)
   ), ok AS MATERIALIZED (
     SELECT a.n, a.stream, a.category, a.expected FROM a
@@ -104,8 +102,8 @@ export const batchParams = (appends: ReadonlyArray<Append>): ReadonlyArray<unkno
     events.map(({ event }) => event.event.eventId),
     events.map(({ event }) => event.event.type),
     events.map(({ event }) => event.event.schemaVersion),
-    `[${events.map(({ event }) => event.dataJson).join(",")}]`,
-    `[${events.map(({ event }) => event.metadataJson).join(",")}]`
+    events.map(({ event }) => event.dataJson),
+    events.map(({ event }) => event.metadataJson)
   ]
 }
 
@@ -124,7 +122,8 @@ export const maxEvents = 4_096
 
 /**
  * The most characters of JSON (data and metadata together) one batch carries: at most 96 MB of UTF-8, well below the
- * 255 MB Postgres allows one `jsonb` value. An append larger than this still goes, alone.
+ * 1 GB Postgres allows one message, so a batch of large events is never refused as a whole. An append larger than
+ * this still goes, alone.
  */
 export const maxJsonChars = 32 * 2 ** 20
 
