@@ -300,29 +300,6 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
     })
   )
 
-  it.effect("the batch statement probes the indexes even when planned generically on an empty table", () =>
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const append = submission(`plan${crypto.randomUUID().slice(0, 8)}-1`, notAlone, 10)
-      // An empty copy of the table, seen first inside this transaction: a plan made now sees no rows at all.
-      const plan = yield* sql
-        .withTransaction(
-          Effect.gen(function* () {
-            yield* sql`CREATE TEMP TABLE chronicle_events (LIKE public.chronicle_events INCLUDING ALL) ON COMMIT DROP`
-            yield* sql`SET LOCAL plan_cache_mode = force_generic_plan`
-            const rows = yield* sql.unsafe<{ "QUERY PLAN": string }>(
-              `EXPLAIN ${GroupCommit.batchStatement}`,
-              GroupCommit.batchParams([append, { ...append, stream: `${append.stream}b` }])
-            )
-            return yield* Effect.fail(rows.map((row) => row["QUERY PLAN"]).join("\n"))
-          })
-        )
-        .pipe(Effect.flip)
-      assert.include(plan, "Index")
-      assert.notInclude(plan, "Seq Scan on chronicle_events")
-    })
-  )
-
   it.effect("a caller that appends again as soon as it is answered goes in the next round with those waiting", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
