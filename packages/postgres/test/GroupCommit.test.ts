@@ -300,6 +300,65 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
     })
   )
 
+  it.effect("a batch keeps JSON null data as null, beside other appends in the same transaction", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const store = yield* EventStore.EventStore
+      const commits = yield* GroupCommit.make(sql)
+      const run = `null${crypto.randomUUID().slice(0, 8)}`
+      const gate = yield* Deferred.make<void>()
+      const first = yield* Effect.forkChild(
+        commits.submit(submission(`${run}-first`, Effect.as(Deferred.await(gate), []))),
+        { startImmediately: true }
+      )
+      const withData = (stream: string, data: unknown) => {
+        const append = submission(stream, notAlone)
+        return { ...append, events: append.events.map((prepared) => ({ ...prepared, dataJson: JSON.stringify(data) })) }
+      }
+      const waiting = yield* Effect.forEach([null, { n: 1 }, "text"], (data, i) =>
+        Effect.forkChild(commits.submit(withData(`${run}-${i}`, data)), { startImmediately: true })
+      )
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(first)
+      const rows = yield* Effect.forEach(waiting, Fiber.join)
+      assert.deepStrictEqual(
+        rows.map((written) => written.length),
+        [1, 1, 1]
+      )
+      assert.strictEqual(new Set(rows.map((written) => written[0]!.global_position >> 20n)).size, 1)
+      const stored = yield* Effect.forEach([0, 1, 2], (i) =>
+        Stream.runCollect(store.readStream(`${run}-${i}`)).pipe(Effect.map((events) => events[0]!.data))
+      )
+      assert.deepStrictEqual(stored, [null, { n: 1 }, "text"])
+    })
+  )
+
+  it.effect("the batch statement's generic plan, made on an empty table, probes the indexes", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const name = `chronicle_plan_${crypto.randomUUID().slice(0, 8)}`
+      const [appends, events] = GroupCommit.batchParams([
+        submission(`plan${crypto.randomUUID().slice(0, 8)}-1`, notAlone, 10)
+      ]) as [string, string]
+      // An empty copy of the table, seen first inside this transaction, and the plan Postgres would cache and reuse.
+      const plan = yield* sql.withTransaction(
+        Effect.gen(function* () {
+          yield* sql`CREATE TEMP TABLE chronicle_events (LIKE public.chronicle_events INCLUDING ALL) ON COMMIT DROP`
+          yield* sql`SET LOCAL plan_cache_mode = force_generic_plan`
+          yield* sql.unsafe(`PREPARE ${name} (jsonb, jsonb) AS ${GroupCommit.batchStatement}`)
+          const quoted = (json: string) => `'${json.replaceAll("'", "''")}'::jsonb`
+          const rows = yield* sql.unsafe<{ "QUERY PLAN": string }>(
+            `EXPLAIN EXECUTE ${name}(${quoted(appends)}, ${quoted(events)})`
+          )
+          yield* sql.unsafe(`DEALLOCATE ${name}`)
+          return rows.map((row) => row["QUERY PLAN"]).join("\n")
+        })
+      )
+      assert.include(plan, "Index")
+      assert.notInclude(plan, "Seq Scan on chronicle_events")
+    })
+  )
+
   it.effect("a caller that appends again as soon as it is answered goes in the next round with those waiting", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
