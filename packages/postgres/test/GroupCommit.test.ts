@@ -337,18 +337,19 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const name = `chronicle_plan_${crypto.randomUUID().slice(0, 8)}`
-      const [appends, events] = GroupCommit.batchParams([
+      const [appends, events, data, metadata] = GroupCommit.batchParams([
         submission(`plan${crypto.randomUUID().slice(0, 8)}-1`, notAlone, 10)
-      ]) as [string, string]
+      ]) as [string, string, Array<string>, Array<string>]
+      const quoted = (text: string) => `'${text.replaceAll("'", "''")}'`
+      const texts = (values: ReadonlyArray<string>) => `ARRAY[${values.map(quoted).join(", ")}]::text[]`
       // An empty copy of the table, seen first inside this transaction, and the plan Postgres would cache and reuse.
       const plan = yield* sql.withTransaction(
         Effect.gen(function* () {
           yield* sql`CREATE TEMP TABLE chronicle_events (LIKE public.chronicle_events INCLUDING ALL) ON COMMIT DROP`
           yield* sql`SET LOCAL plan_cache_mode = force_generic_plan`
-          yield* sql.unsafe(`PREPARE ${name} (jsonb, jsonb) AS ${GroupCommit.batchStatement}`)
-          const quoted = (json: string) => `'${json.replaceAll("'", "''")}'::jsonb`
+          yield* sql.unsafe(`PREPARE ${name} (jsonb, jsonb, text[], text[]) AS ${GroupCommit.batchStatement}`)
           const rows = yield* sql.unsafe<{ "QUERY PLAN": string }>(
-            `EXPLAIN EXECUTE ${name}(${quoted(appends)}, ${quoted(events)})`
+            `EXPLAIN EXECUTE ${name}(${quoted(appends)}, ${quoted(events)}, ${texts(data)}, ${texts(metadata)})`
           )
           yield* sql.unsafe(`DEALLOCATE ${name}`)
           return rows.map((row) => row["QUERY PLAN"]).join("\n")
