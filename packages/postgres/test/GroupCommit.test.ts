@@ -211,6 +211,35 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
   }
   const notAlone = Effect.die("this append was to share a round trip, not go alone")
 
+  /** `append` with every event's data replaced by `dataJson`. */
+  const withDataJson = (append: GroupCommit.Append, dataJson: string): GroupCommit.Append => ({
+    ...append,
+    events: append.events.map((prepared) => ({ ...prepared, dataJson }))
+  })
+
+  /**
+   * Submits `appends` while a lone append is held in flight, then lets it go: they wait and go in the rounds after it.
+   * Returns each one's rows.
+   */
+  const behindLoneAppend = (
+    commits: GroupCommit.GroupCommit,
+    run: string,
+    appends: ReadonlyArray<GroupCommit.Append>
+  ) =>
+    Effect.gen(function* () {
+      const gate = yield* Deferred.make<void>()
+      const first = yield* Effect.forkChild(
+        commits.submit(submission(`${run}-first`, Effect.as(Deferred.await(gate), []))),
+        { startImmediately: true }
+      )
+      const waiting = yield* Effect.forEach(appends, (append) =>
+        Effect.forkChild(commits.submit(append), { startImmediately: true })
+      )
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(first)
+      return yield* Effect.forEach(waiting, Fiber.join)
+    })
+
   it.effect("an append that finds nothing in flight runs its own statement at once, in the caller's fiber", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
@@ -274,26 +303,12 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const run = `json${crypto.randomUUID().slice(0, 8)}`
-      const sized = (stream: string) => {
-        const append = submission(stream, notAlone)
-        return {
-          ...append,
-          events: append.events.map((prepared) => ({ ...prepared, dataJson: `"${"x".repeat(98)}"` }))
-        }
-      }
       // Each append carries 100 + 2 characters of JSON: two fit under 250, three do not, so four go two by two.
       const commits = yield* GroupCommit.make(sql, { maxJsonChars: 250 })
-      const gate = yield* Deferred.make<void>()
-      const first = yield* Effect.forkChild(
-        commits.submit(submission(`${run}-first`, Effect.as(Deferred.await(gate), []))),
-        { startImmediately: true }
+      const appends = [0, 1, 2, 3].map((i) => withDataJson(submission(`${run}-${i}`, notAlone), `"${"x".repeat(98)}"`))
+      const transactions = (yield* behindLoneAppend(commits, run, appends)).map(
+        (rows) => rows[0]!.global_position >> 20n
       )
-      const waiting = yield* Effect.forEach([0, 1, 2, 3], (i) =>
-        Effect.forkChild(commits.submit(sized(`${run}-${i}`)), { startImmediately: true })
-      )
-      yield* Deferred.succeed(gate, undefined)
-      yield* Fiber.join(first)
-      const transactions = (yield* Effect.forEach(waiting, Fiber.join)).map((rows) => rows[0]!.global_position >> 20n)
       assert.strictEqual(transactions[0], transactions[1])
       assert.strictEqual(transactions[2], transactions[3])
       assert.notStrictEqual(transactions[1], transactions[2])
@@ -306,21 +321,9 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
       const store = yield* EventStore.EventStore
       const commits = yield* GroupCommit.make(sql)
       const run = `null${crypto.randomUUID().slice(0, 8)}`
-      const gate = yield* Deferred.make<void>()
-      const first = yield* Effect.forkChild(
-        commits.submit(submission(`${run}-first`, Effect.as(Deferred.await(gate), []))),
-        { startImmediately: true }
-      )
-      const withData = (stream: string, data: unknown) => {
-        const append = submission(stream, notAlone)
-        return { ...append, events: append.events.map((prepared) => ({ ...prepared, dataJson: JSON.stringify(data) })) }
-      }
-      const waiting = yield* Effect.forEach([null, { n: 1 }, "text"], (data, i) =>
-        Effect.forkChild(commits.submit(withData(`${run}-${i}`, data)), { startImmediately: true })
-      )
-      yield* Deferred.succeed(gate, undefined)
-      yield* Fiber.join(first)
-      const rows = yield* Effect.forEach(waiting, Fiber.join)
+      const data = [null, { n: 1 }, "text"]
+      const appends = data.map((value, i) => withDataJson(submission(`${run}-${i}`, notAlone), JSON.stringify(value)))
+      const rows = yield* behindLoneAppend(commits, run, appends)
       assert.deepStrictEqual(
         rows.map((written) => written.length),
         [1, 1, 1]
@@ -329,7 +332,7 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
       const stored = yield* Effect.forEach([0, 1, 2], (i) =>
         Stream.runCollect(store.readStream(`${run}-${i}`)).pipe(Effect.map((events) => events[0]!.data))
       )
-      assert.deepStrictEqual(stored, [null, { n: 1 }, "text"])
+      assert.deepStrictEqual(stored, data)
     })
   )
 

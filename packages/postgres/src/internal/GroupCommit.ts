@@ -5,8 +5,8 @@
  * fiber of its own, no timer), so a lone append costs what it would without group commit. Appends that arrive while
  * no round trip is free wait; whichever round trip ends first starts the next round, which carries all that wait (at
  * most one per stream, none to a stream already in flight, up to `maxEvents` events and `maxJsonChars` characters of
- * JSON) in one INSERT, so one transaction, one commit and one fsync serve them all. It starts right
- * after the callers of the round that ended are answered, so those that append again at once go in it too.
+ * JSON) in one INSERT, so one transaction, one commit and one fsync serve them all. It starts right after the callers
+ * of the round that ended are answered, so those that append again at once go in it too.
  *
  * Each append in a batch keeps its own expectation and its own all-or-nothing: the statement writes an append's
  * events only if its stream is exactly at the expected version and none of its event ids is stored, so a conflict
