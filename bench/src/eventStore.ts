@@ -643,13 +643,13 @@ const percentiles = (latencies: Array<number>) => {
 const groupCommit: Bench.Section = {
   name: "eventstore.groupcommit",
   title:
-    "Group commit: appends with it on beside off, off beside the raw INSERT, two round trips in flight beside one; latency and batch sizes",
+    "Group commit: appends with it on beside off, off beside the raw INSERT, one round trip in flight beside the default two; latency and batch sizes",
   run: ({ databaseUrl, quick }) =>
     Effect.gen(function* () {
       const { reps, seconds } = sizes(quick)
       const { sql, store: on } = yield* setup
       const off = yield* PgEventStore.make({ groupCommit: false })
-      const two = yield* PgEventStore.make({ groupCommit: { inFlight: 2 } })
+      const one = yield* PgEventStore.make({ groupCommit: { inFlight: 1 } })
       const rawOne = rawInsertOne(sql)
       const appendWith = (store: EventStore.Service, category: string, latencies: Array<number>, count = 1) =>
         Effect.suspend(() => {
@@ -661,12 +661,12 @@ const groupCommit: Bench.Section = {
         })
       yield* Bench.throughput(32, seconds / 2, () => appendWith(off, "warm", []))
       yield* Bench.throughput(32, seconds / 2, () => appendWith(on, "warm", []))
-      yield* Bench.throughput(32, seconds / 2, () => appendWith(two, "warm", []))
+      yield* Bench.throughput(32, seconds / 2, () => appendWith(one, "warm", []))
       yield* Bench.throughput(32, seconds / 2, () => rawOne)
       const rows: Array<Bench.Row> = []
       for (const concurrency of [1, 8, 32]) {
         // Latencies of every timed append on and off, taken interleaved, so a neighbour's load hits both alike.
-        const [latencyOn, latencyOff, latencyTwo]: [Array<number>, Array<number>, Array<number>] = [[], [], []]
+        const [latencyOn, latencyOff, latencyOne]: [Array<number>, Array<number>, Array<number>] = [[], [], []]
         const category = `on${concurrency}`
         const result = yield* Bench.interleaveBaselines({
           label: `group commit on vs off, concurrency ${concurrency}`,
@@ -676,7 +676,7 @@ const groupCommit: Bench.Section = {
           baselines: {
             off: Bench.throughput(concurrency, seconds, () => appendWith(off, "off", latencyOff)),
             raw: Bench.throughput(concurrency, seconds, () => rawOne),
-            two: Bench.throughput(concurrency, seconds, () => appendWith(two, "two", latencyTwo))
+            one: Bench.throughput(concurrency, seconds, () => appendWith(one, "one", latencyOne))
           }
         })
         // The batch sizes group commit formed: events per transaction, from the positions' transaction ids.
@@ -701,47 +701,54 @@ const groupCommit: Bench.Section = {
             baseline: `INSERT 1 row, concurrency ${concurrency}, @effect/sql-pg`
           }),
           Bench.row({
-            figure: `append 1 event to a new stream, group commit with 2 round trips in flight, concurrency ${concurrency}`,
+            figure: `append 1 event to a new stream, group commit on, concurrency ${concurrency}`,
             measure: Bench.eventsPerSecond,
-            ours: result.baselines.two.raw,
-            raw: result.ours,
-            baseline: "the same with 1 in flight (the default)",
-            note: `p50/p99 latency ${percentiles(latencyTwo)}`
+            ours: result.ours,
+            ...result.baselines.one,
+            baseline: "the same with 1 round trip in flight (inFlight: 1)",
+            note: `p50/p99 latency 1 in flight ${percentiles(latencyOne)}`
           })
         )
       }
-      // Ten events per call at concurrency 8, where one round trip at a time keeps the server on one backend.
+      // Ten events per call, where a round of many events keeps one backend busy: two in flight use two.
       const rawTen = rawInsert(10)
-      const [latencyOne, latencyTwo]: [Array<number>, Array<number>] = [[], []]
-      const ten = yield* Bench.interleaveBaselines({
-        label: "10 events per call, 2 in flight vs 1, concurrency 8",
-        measure: Bench.eventsPerSecond,
-        reps,
-        ours: Bench.throughput(8, seconds, () => appendWith(two, "two", latencyTwo, 10)),
-        baselines: {
-          one: Bench.throughput(8, seconds, () => appendWith(on, "one", latencyOne, 10)),
-          raw: Bench.throughput(8, seconds, () =>
-            Effect.suspend(() => Effect.as(sql.unsafe(rawTen, rawParams(newStream("raw"), 10)), 10))
-          )
-        }
-      })
-      rows.push(
-        Bench.row({
-          figure: "append 10 events per call, group commit with 2 round trips in flight, concurrency 8",
+      for (const concurrency of [8, 32]) {
+        const [latencyTwo, latencyOne]: [Array<number>, Array<number>] = [[], []]
+        const category = `ten${concurrency}`
+        const ten = yield* Bench.interleaveBaselines({
+          label: `10 events per call, 2 in flight vs 1, concurrency ${concurrency}`,
           measure: Bench.eventsPerSecond,
-          ours: ten.ours,
-          ...ten.baselines.one,
-          baseline: "the same with 1 in flight (the default)",
-          note: `p50/p99 latency 2 in flight ${percentiles(latencyTwo)}, 1 in flight ${percentiles(latencyOne)}`
-        }),
-        Bench.row({
-          figure: "append 10 events per call, group commit with 2 round trips in flight, concurrency 8",
-          measure: Bench.eventsPerSecond,
-          ours: ten.ours,
-          ...ten.baselines.raw,
-          baseline: "INSERT 10 rows per statement, concurrency 8, @effect/sql-pg"
+          reps,
+          ours: Bench.throughput(concurrency, seconds, () => appendWith(on, category, latencyTwo, 10)),
+          baselines: {
+            one: Bench.throughput(concurrency, seconds, () => appendWith(one, "one", latencyOne, 10)),
+            raw: Bench.throughput(concurrency, seconds, () =>
+              Effect.suspend(() => Effect.as(sql.unsafe(rawTen, rawParams(newStream("raw"), 10)), 10))
+            )
+          }
         })
-      )
+        const [batches] = yield* sql<{ mean: number; p50: number; largest: number }>`
+          SELECT avg(n)::float8 AS mean, percentile_disc(0.5) WITHIN GROUP (ORDER BY n)::int4 AS p50,
+            max(n)::int4 AS largest
+          FROM (SELECT count(*) AS n FROM chronicle_events WHERE category = ${category} GROUP BY global_position >> 20) t`
+        rows.push(
+          Bench.row({
+            figure: `append 10 events per call, group commit on, concurrency ${concurrency}`,
+            measure: Bench.eventsPerSecond,
+            ours: ten.ours,
+            ...ten.baselines.one,
+            baseline: "the same with 1 round trip in flight (inFlight: 1)",
+            note: `p50/p99 latency 2 in flight ${percentiles(latencyTwo)}, 1 in flight ${percentiles(latencyOne)}; events per transaction: mean ${(batches?.mean ?? 0).toFixed(1)}, median ${batches?.p50 ?? 0}, max ${batches?.largest ?? 0}`
+          }),
+          Bench.row({
+            figure: `append 10 events per call, group commit on, concurrency ${concurrency}`,
+            measure: Bench.eventsPerSecond,
+            ours: ten.ours,
+            ...ten.baselines.raw,
+            baseline: `INSERT 10 rows per statement, concurrency ${concurrency}, @effect/sql-pg`
+          })
+        )
+      }
       return rows
     }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
 }

@@ -63,9 +63,10 @@ export interface Options {
   /**
    * Whether appends with an exact expected version that arrive while another is in flight share the next round trip
    * and commit (see the module doc); on unless `false`. `inFlight` is how many round trips (lone appends or batches)
-   * may be in flight at once, each on its own connection; 1 unless set.
+   * may be in flight at once, each on its own connection, 2 unless set; one beside another starts only when at least
+   * `splitFrom` events wait, 32 unless set.
    */
-  readonly groupCommit?: boolean | { readonly inFlight?: number }
+  readonly groupCommit?: boolean | { readonly inFlight?: number; readonly splitFrom?: number }
   /**
    * How often the store samples the read horizon (`horizonNow`, which sets the gauge `chronicle_horizon_age_seconds`)
    * while at least one subscription is open; 5 seconds unless set.

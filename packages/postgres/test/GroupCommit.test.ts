@@ -396,7 +396,7 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         const store = yield* EventStore.EventStore
-        const commits = yield* GroupCommit.make(sql, { inFlight: 2 })
+        const commits = yield* GroupCommit.make(sql, { inFlight: 2, splitFrom: 4 })
         const run = `two${crypto.randomUUID().slice(0, 8)}`
         const submit = (append: GroupCommit.Append) =>
           Effect.forkChild(commits.submit(append), { startImmediately: true })
@@ -408,8 +408,9 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
             Effect.sync(() => started++),
             Effect.as(Deferred.await(gate), [])
           )
-        const first = yield* submit(submission(`${run}-a`, held(gates[0]!)))
-        const second = yield* submit(submission(`${run}-b`, held(gates[1]!)))
+        // Each of 4 events: as many as `splitFrom`, so the second may start beside the first.
+        const first = yield* submit(submission(`${run}-a`, held(gates[0]!), 4))
+        const second = yield* submit(submission(`${run}-b`, held(gates[1]!), 4))
         assert.strictEqual(started, 2)
         // Three more wait: two new streams, and the stream of the second append, still in flight.
         const marker: ReadonlyArray<GroupCommit.Row> = [{ global_position: -1n, version: 99 }]
@@ -441,6 +442,81 @@ layer(StoreLive, { excludeTestServices: true })("group commit", (it) => {
         assert.deepStrictEqual(yield* Fiber.join(second), [])
         assert.deepStrictEqual(yield* Fiber.join(sameStream), marker)
       })
+  )
+
+  it.effect("a round trip starts beside one in flight only once `splitFrom` events wait", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const store = yield* EventStore.EventStore
+      const commits = yield* GroupCommit.make(sql, { inFlight: 2, splitFrom: 4 })
+      const run = `split${crypto.randomUUID().slice(0, 8)}`
+      const gate = yield* Deferred.make<void>()
+      const first = yield* Effect.forkChild(
+        commits.submit(submission(`${run}-first`, Effect.as(Deferred.await(gate), []))),
+        { startImmediately: true }
+      )
+      // Two events wait: too few for a second round trip, so nothing is written while the first is in flight.
+      const x = yield* Effect.forkChild(commits.submit(submission(`${run}-x`, notAlone, 2)), { startImmediately: true })
+      assert.strictEqual(yield* store.streamVersion(`${run}-x`), 0)
+      // Four wait: a round carrying both goes beside the first, which is still in flight.
+      const y = yield* Effect.forkChild(commits.submit(submission(`${run}-y`, notAlone, 2)), { startImmediately: true })
+      const rows = [yield* Fiber.join(x), yield* Fiber.join(y)]
+      assert.isUndefined(first.pollUnsafe())
+      assert.deepStrictEqual(
+        rows.map((written) => written.map(({ version }) => version)),
+        [
+          [1, 2],
+          [1, 2]
+        ]
+      )
+      assert.strictEqual(new Set(rows.flat().map(({ global_position }) => global_position >> 20n)).size, 1)
+      yield* Deferred.succeed(gate, undefined)
+      assert.deepStrictEqual(yield* Fiber.join(first), [])
+    })
+  )
+
+  it.effect("a round that starts beside another carries an even share of the events waiting and in flight", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const commits = yield* GroupCommit.make(sql, { inFlight: 2, splitFrom: 2 })
+      const run = `share${crypto.randomUUID().slice(0, 8)}`
+      const gates = [yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+      const held = yield* Effect.forEach(gates, (gate, i) =>
+        Effect.forkChild(commits.submit(submission(`${run}-held${i}`, Effect.as(Deferred.await(gate), []), 2)), {
+          startImmediately: true
+        })
+      )
+      // Both round trips are held: four appends of two events wait.
+      const alone: Array<number> = []
+      const waiting = yield* Effect.forEach([0, 1, 2, 3], (i) =>
+        Effect.forkChild(
+          commits.submit(
+            submission(
+              `${run}-${i}`,
+              Effect.sync(() => {
+                alone.push(i)
+                return []
+              }),
+              2
+            )
+          ),
+          { startImmediately: true }
+        )
+      )
+      // One ends: with 8 events waiting and 2 in flight, a round carries at most 5, so the first two go together; the
+      // next rounds carry at most 3, so the others go one by one (each as a lone append, with its own statement).
+      yield* Deferred.succeed(gates[0]!, undefined)
+      const answers = yield* Effect.forEach(waiting, Fiber.join)
+      assert.deepStrictEqual(
+        answers.map((rows) => rows.length),
+        [2, 2, 0, 0]
+      )
+      assert.strictEqual(new Set(answers.flat().map(({ global_position }) => global_position >> 20n)).size, 1)
+      assert.deepStrictEqual(alone, [2, 3])
+      assert.isUndefined(held[1]!.pollUnsafe())
+      yield* Deferred.succeed(gates[1]!, undefined)
+      yield* Effect.forEach(held, Fiber.join)
+    })
   )
 
   it.effect(
