@@ -41,6 +41,14 @@ const rawInsert = (rows: number) =>
 
 const insertOne = rawInsert(1)
 
+/** A plain INSERT of ten events of one new stream into Chronicle's table, positions numbered as an append does. */
+const eventsInsertTen = `INSERT INTO chronicle_events (global_position, stream_id, category, version, event_id, type, schema_version, data, metadata)
+  VALUES ${Array.from(
+    { length: 10 },
+    (_, r) =>
+      `((pg_current_xact_id()::text::bigint << 20) + ${r}, $1, 'table', ${r + 1}, $${r + 2}::uuid, 'ItemAdded', 1, $12::jsonb, $13::jsonb)`
+  ).join(", ")}`
+
 /** The columns Chronicle's reads select, so the raw reads move the same bytes. */
 const eventColumns =
   "global_position, stream_id, version, event_id::text, type, schema_version, data, metadata, recorded_at"
@@ -69,6 +77,14 @@ const rawParams = (stream: string, count: number) =>
     dataJson,
     metadataJson
   ]).flat()
+
+/** The parameters of `eventsInsertTen` for `stream`: ten new time-ordered event ids, as `EventId.random` makes. */
+const eventsParams = (stream: string) => [
+  stream,
+  ...Array.from({ length: 10 }, () => EventId.random()),
+  dataJson,
+  metadataJson
+]
 
 let streams = 0
 /** A stream name no one has used in this run. */
@@ -135,6 +151,10 @@ const appends: Bench.Section = {
       const rawTen = Effect.suspend(() => Effect.as(sql.unsafe(insertTen, rawParams(newStream("raw"), 10)), 10))
       const nodeTen = Effect.suspend(() =>
         Effect.as(Bench.nodeQuery(pool, "raw_insert_10", insertTen, rawParams(newStream("raw"), 10)), 10)
+      )
+      // The same ten rows by a plain INSERT into Chronicle's table: its indexes, none of the append's checks.
+      const tableTen = Effect.suspend(() =>
+        Effect.as(sql.unsafe(eventsInsertTen, eventsParams(newStream("table"))), 10)
       )
       // Warm-up: opens the pools' connections and prepares the statements on them.
       yield* Bench.throughput(32, seconds / 2, () => appendNew(1))
@@ -223,7 +243,8 @@ const appends: Bench.Section = {
         ours: Bench.throughput(8, seconds, () => appendNew(10)),
         baselines: {
           "sql-pg": Bench.throughput(8, seconds, () => rawTen),
-          pg: Bench.throughput(8, seconds, () => nodeTen)
+          pg: Bench.throughput(8, seconds, () => nodeTen),
+          table: Bench.throughput(8, seconds, () => tableTen)
         }
       })
       rows.push(
@@ -232,7 +253,21 @@ const appends: Bench.Section = {
           batch,
           "INSERT 10 rows per statement, concurrency 8",
           appendTargets.ten
-        )
+        ),
+        Bench.row({
+          figure: "append 10 events per call to a new stream, concurrency 8",
+          measure: Bench.eventsPerSecond,
+          ours: batch.ours,
+          ...batch.baselines.table,
+          baseline: "the same 10 rows by a plain INSERT into Chronicle's events table (no checks), @effect/sql-pg"
+        }),
+        Bench.row({
+          figure: "(raw variant) plain INSERT of 10 rows into Chronicle's events table, concurrency 8",
+          measure: Bench.eventsPerSecond,
+          ours: batch.baselines.table.raw,
+          raw: batch.baselines["sql-pg"].raw,
+          baseline: "INSERT 10 rows per statement into the plain table, concurrency 8, @effect/sql-pg"
+        })
       )
       return rows
     }).pipe(Effect.scoped, Effect.provide(Bench.pgClient(databaseUrl)))
