@@ -689,6 +689,16 @@ const percentiles = (latencies: Array<number>) => {
   return `${at(0.5).toFixed(1)}/${at(0.99).toFixed(1)} ms`
 }
 
+/** The batch sizes group commit formed for `category`: events per transaction, from the positions' transaction ids. */
+const batchSizes = (sql: PgClient.PgClient, category: string) =>
+  Effect.map(
+    sql<{ mean: number; p50: number; largest: number }>`
+      SELECT avg(n)::float8 AS mean, percentile_disc(0.5) WITHIN GROUP (ORDER BY n)::int4 AS p50,
+        max(n)::int4 AS largest
+      FROM (SELECT count(*) AS n FROM chronicle_events WHERE category = ${category} GROUP BY global_position >> 20) t`,
+    ([batches]) => `mean ${(batches?.mean ?? 0).toFixed(1)}, median ${batches?.p50 ?? 0}, max ${batches?.largest ?? 0}`
+  )
+
 const groupCommit: Bench.Section = {
   name: "eventstore.groupcommit",
   title:
@@ -728,11 +738,7 @@ const groupCommit: Bench.Section = {
             one: Bench.throughput(concurrency, seconds, () => appendWith(one, "one", latencyOne))
           }
         })
-        // The batch sizes group commit formed: events per transaction, from the positions' transaction ids.
-        const [batches] = yield* sql<{ mean: number; p50: number; largest: number }>`
-          SELECT avg(n)::float8 AS mean, percentile_disc(0.5) WITHIN GROUP (ORDER BY n)::int4 AS p50,
-            max(n)::int4 AS largest
-          FROM (SELECT count(*) AS n FROM chronicle_events WHERE category = ${category} GROUP BY global_position >> 20) t`
+        const batches = yield* batchSizes(sql, category)
         rows.push(
           Bench.row({
             figure: `append 1 event to a new stream, group commit on, concurrency ${concurrency}`,
@@ -740,7 +746,7 @@ const groupCommit: Bench.Section = {
             ours: result.ours,
             ...result.baselines.off,
             baseline: "the same with group commit off",
-            note: `p50/p99 latency on ${percentiles(latencyOn)}, off ${percentiles(latencyOff)}; events per transaction on: mean ${(batches?.mean ?? 0).toFixed(1)}, median ${batches?.p50 ?? 0}, max ${batches?.largest ?? 0}`
+            note: `p50/p99 latency on ${percentiles(latencyOn)}, off ${percentiles(latencyOff)}; events per transaction on: ${batches}`
           }),
           Bench.row({
             figure: `append 1 event to a new stream, group commit off, concurrency ${concurrency}`,
@@ -776,10 +782,7 @@ const groupCommit: Bench.Section = {
             )
           }
         })
-        const [batches] = yield* sql<{ mean: number; p50: number; largest: number }>`
-          SELECT avg(n)::float8 AS mean, percentile_disc(0.5) WITHIN GROUP (ORDER BY n)::int4 AS p50,
-            max(n)::int4 AS largest
-          FROM (SELECT count(*) AS n FROM chronicle_events WHERE category = ${category} GROUP BY global_position >> 20) t`
+        const batches = yield* batchSizes(sql, category)
         rows.push(
           Bench.row({
             figure: `append 10 events per call, group commit on, concurrency ${concurrency}`,
@@ -787,7 +790,7 @@ const groupCommit: Bench.Section = {
             ours: ten.ours,
             ...ten.baselines.one,
             baseline: "the same with 1 round trip in flight (inFlight: 1)",
-            note: `p50/p99 latency 2 in flight ${percentiles(latencyTwo)}, 1 in flight ${percentiles(latencyOne)}; events per transaction: mean ${(batches?.mean ?? 0).toFixed(1)}, median ${batches?.p50 ?? 0}, max ${batches?.largest ?? 0}`
+            note: `p50/p99 latency 2 in flight ${percentiles(latencyTwo)}, 1 in flight ${percentiles(latencyOne)}; events per transaction: ${batches}`
           }),
           Bench.row({
             figure: `append 10 events per call, group commit on, concurrency ${concurrency}`,
