@@ -40,6 +40,7 @@ const rawInsert = (rows: number) =>
   ).join(", ")}`
 
 const insertOne = rawInsert(1)
+const insertTen = rawInsert(10)
 
 /** A plain INSERT of ten events of one new stream into Chronicle's table, positions numbered as an append does. */
 const eventsInsertTen = `INSERT INTO chronicle_events (global_position, stream_id, category, version, event_id, type, schema_version, data, metadata)
@@ -94,6 +95,10 @@ export const newStream = (category: string) => `${category}-${++streams}`
 export const rawInsertOne = (sql: PgClient.PgClient) =>
   Effect.suspend(() => Effect.as(sql.unsafe(insertOne, rawParams(newStream("raw"), 1)), 1))
 
+/** The raw side's unit of work for ten events: one 10-row INSERT in its own autocommit transaction. */
+const rawInsertTen = (sql: PgClient.PgClient) =>
+  Effect.suspend(() => Effect.as(sql.unsafe(insertTen, rawParams(newStream("raw"), 10)), 10))
+
 /** The same unit of work through node-postgres (`pg.Pool`, a named prepared statement): the second raw baseline. */
 export const nodeInsertOne = (pool: Bench.NodePool) =>
   Effect.suspend(() => Effect.as(Bench.nodeQuery(pool, "raw_insert_1", insertOne, rawParams(newStream("raw"), 1)), 1))
@@ -143,12 +148,11 @@ const appends: Bench.Section = {
       const { reps, seconds } = sizes(quick)
       const { sql, store } = yield* setup
       const pool = yield* Bench.nodePostgres(databaseUrl)
-      const insertTen = rawInsert(10)
       const appendNew = (count: number) =>
         Effect.as(store.append(newStream("bench"), events(count), ExpectedVersion.noStream), count)
       const rawOne = rawInsertOne(sql)
       const nodeOne = nodeInsertOne(pool)
-      const rawTen = Effect.suspend(() => Effect.as(sql.unsafe(insertTen, rawParams(newStream("raw"), 10)), 10))
+      const rawTen = rawInsertTen(sql)
       const nodeTen = Effect.suspend(() =>
         Effect.as(Bench.nodeQuery(pool, "raw_insert_10", insertTen, rawParams(newStream("raw"), 10)), 10)
       )
@@ -766,7 +770,7 @@ const groupCommit: Bench.Section = {
         )
       }
       // Ten events per call, where a round of many events keeps one backend busy: two in flight use two.
-      const rawTen = rawInsert(10)
+      const rawTen = rawInsertTen(sql)
       for (const concurrency of [8, 32]) {
         const [latencyTwo, latencyOne]: [Array<number>, Array<number>] = [[], []]
         const category = `ten${concurrency}`
@@ -777,9 +781,7 @@ const groupCommit: Bench.Section = {
           ours: Bench.throughput(concurrency, seconds, () => appendWith(on, category, latencyTwo, 10)),
           baselines: {
             one: Bench.throughput(concurrency, seconds, () => appendWith(one, "one", latencyOne, 10)),
-            raw: Bench.throughput(concurrency, seconds, () =>
-              Effect.suspend(() => Effect.as(sql.unsafe(rawTen, rawParams(newStream("raw"), 10)), 10))
-            )
+            raw: Bench.throughput(concurrency, seconds, () => rawTen)
           }
         })
         const batches = yield* batchSizes(sql, category)

@@ -198,9 +198,10 @@ export const make = (sql: SqlClient.SqlClient, options: Options = {}): Effect.Ef
     const mayStart = (events: number) => inFlight === 0 || (inFlight < limit && events >= splitFrom)
 
     /**
-     * Takes the next round's appends from `waiting`: at most one per stream, up to `maxEvents` events and `maxJsonChars`
-     * characters of JSON, and when round trips may run side by side, up to an even share of the events waiting and in
-     * flight (never under `splitFrom`), so that the rounds in flight stay about as large as each other.
+     * Takes the next round's appends from `waiting` (their events count as in flight from here): at most one per stream,
+     * up to `maxEvents` events and `maxJsonChars` characters of JSON, and when round trips may run side by side, up to an
+     * even share of the events waiting and in flight (never under `splitFrom`), so that the rounds in flight stay about
+     * as large as each other.
      */
     const take = (): Array<Pending> => {
       const share = Math.max(splitFrom, Math.ceil((waitingEvents + inFlightEvents) / limit))
@@ -227,6 +228,7 @@ export const make = (sql: SqlClient.SqlClient, options: Options = {}): Effect.Ef
       }
       waiting = rest
       waitingEvents -= events
+      inFlightEvents += events
       return batch
     }
 
@@ -236,7 +238,6 @@ export const make = (sql: SqlClient.SqlClient, options: Options = {}): Effect.Ef
         const batch = take()
         if (batch.length === 0) return
         inFlight++
-        inFlightEvents += eventsOf(batch)
         Fiber.runIn(start(round(batch)), rounds)
       }
     }
